@@ -1,0 +1,55 @@
+"""The backend registry. A backend runs one layer and direction of the recurrence over a whole sequence.
+
+Contract of ``Backend.run(x, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace) -> LayerResult``:
+    x: (T, B, I); h0: (B, P); c0: (B, H); w: GateWeights; recurrent_mask: (B, P) or None;
+    keep_c: (T, B, H) or None; keep_h: (T, B, P) or None (see lstmkit.functional).
+    Returns output (T, B, P) = h_1..h_T, h_T, c_T and, with want_trace, a GateTrace of (T, B, H) fields.
+It must be differentiable with respect to x, h0, c0 and every weight, and equal the reference backend.
+Optional backends register only when they import (or build) on this machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from torch import Tensor
+
+from lstmkit.trace import GateTrace
+
+
+class LayerResult(NamedTuple):
+    output: Tensor  # (T, B, P)
+    h_n: Tensor  # (B, P)
+    c_n: Tensor  # (B, H)
+    trace: GateTrace | None
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    run: Callable[..., LayerResult]
+    priority: int  # "auto" picks the available backend with the highest priority
+    summary: str
+
+
+_REGISTRY: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> None:
+    _REGISTRY[backend.name] = backend
+
+
+def available() -> list[str]:
+    """Names of the backends usable here, best first."""
+    return [b.name for b in sorted(_REGISTRY.values(), key=lambda b: -b.priority)]
+
+
+def resolve(name: str) -> Backend:
+    """The backend called ``name``; "auto" is the best available."""
+    if name == "auto":
+        return _REGISTRY[available()[0]]
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; available: 'auto', {', '.join(map(repr, available()))}")
+    return _REGISTRY[name]

@@ -1,0 +1,259 @@
+"""LSTM: stacked, bidirectional, variable-length LSTM layers; a drop-in for torch.nn.LSTM."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from lstmkit.backend import resolve
+from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
+from lstmkit.trace import GateTrace
+from lstmkit.validation import check_input, check_lengths, check_like, check_shape
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of x (T, B, ...) within its own length; padded steps stay where they are."""
+    if lengths is None:
+        return x.flip(0)
+    steps = torch.arange(x.shape[0], device=x.device)[:, None]  # (T, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
+    return x.gather(0, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+class LSTM(nn.Module):
+    """A multi-layer LSTM written from the gate equations (see ``lstmkit.functional``).
+
+    ``output, (h_n, c_n) = lstm(x, hx=None)`` exactly as torch.nn.LSTM: the same constructor arguments,
+    parameter names, shapes, gate order (i, f, g, o) and initialisation, so state dicts load both ways.
+    x is (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence; hx = (h_0, c_0)
+    with h_0 (L*D, B, P) and c_0 (L*D, B, H), where P is proj_size or H.
+
+    Keyword-only extras, all off by default:
+      backend: "auto" (the fastest available), or a name from ``lstmkit.backends()``.
+      peephole, layer_norm, coupled_gates, forget_bias, recurrent_dropout, zoneout: the variants of
+        ``lstmkit.parameters.Variant``.
+    and in the call:
+      lengths: (B,) valid steps of each sequence of a padded batch; same result as a PackedSequence.
+      return_trace: also return a ``GateTrace`` of every gate, cell and hidden value.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        backend: str = "auto",
+        peephole: bool = False,
+        layer_norm: bool = False,
+        coupled_gates: bool = False,
+        forget_bias: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LSTM: {name} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"LSTM: dropout must be in [0, 1], got {dropout}")
+        if not 0 <= proj_size < hidden_size:
+            raise ValueError(f"LSTM: proj_size must be in [0, hidden_size={hidden_size}), got {proj_size}")
+        if forget_bias and not bias:
+            raise ValueError("LSTM: forget_bias needs bias=True")
+        if dropout and num_layers == 1:
+            warnings.warn(
+                f"dropout={dropout} acts between layers, and num_layers=1 has none; it has no effect",
+                stacklevel=2,
+            )
+        resolve(backend)  # unknown names fail here, not at the first call
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
+        self.variant = Variant(
+            peephole=peephole,
+            layer_norm=layer_norm,
+            coupled_gates=coupled_gates,
+            forget_bias=forget_bias,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else self.num_directions * self.output_size
+            for direction in range(self.num_directions):
+                shapes = parameter_shapes(layer_input, hidden_size, proj_size, bias, self.variant)
+                make_parameters(self, self._suffix(layer, direction), shapes, factory)
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Size of h: proj_size, or hidden_size without projection."""
+        return self.proj_size or self.hidden_size
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _suffixes(self):
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield self._suffix(layer, direction)
+
+    def reset_parameters(self) -> None:
+        for suffix in self._suffixes():
+            reset_parameters(gate_weights(self, suffix), self.hidden_size, self.variant)
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Parameters per layer and direction, as torch.nn.LSTM.all_weights."""
+        return [[p for p in gate_weights(self, s) if p is not None] for s in self._suffixes()]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn.LSTM (there is no cuDNN weight buffer to compact)."""
+
+    def forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: tuple[Tensor, Tensor] | None = None,
+        *,
+        lengths: Tensor | list[int] | None = None,
+        return_trace: bool = False,
+    ):
+        """Returns ``output, (h_n, c_n)``, and the ``GateTrace`` last with ``return_trace=True``."""
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("LSTM: pass either a PackedSequence or lengths=, not both")
+            x, cpu_lengths = pad_packed_sequence(input)  # (T, B, I), sequences in their original order
+            lengths, batched, batch_first = cpu_lengths, True, False
+        else:
+            x, batch_first = input, self.batch_first
+        check_input("LSTM", x, self.input_size, (2, 3), self.weight_ih_l0)
+        batched = x.dim() == 3
+        if not batched:
+            if lengths is not None:
+                raise ValueError("LSTM: lengths= needs a batched input (T, B, I)")
+            x = x.unsqueeze(1)
+        elif batch_first:
+            x = x.transpose(0, 1)
+        steps, batch = x.shape[:2]
+        h0, c0 = self._initial_state(hx, batch, batched, x)
+        if lengths is not None:
+            lengths = check_lengths("LSTM", lengths, steps, batch, x.device)
+
+        output, h_n, c_n, trace = self._run_layers(x, h0, c0, lengths, return_trace)
+
+        if packed:
+            order = input.sorted_indices
+            out_sorted = output if order is None else output.index_select(1, order)
+            sorted_lengths = cpu_lengths if order is None else cpu_lengths[order.cpu()]
+            data = pack_padded_sequence(out_sorted, sorted_lengths).data
+            output = PackedSequence(data, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        elif not batched:
+            output, h_n, c_n = output.squeeze(1), h_n.squeeze(1), c_n.squeeze(1)
+            trace = trace and trace.map(lambda t: t.squeeze(2))
+        elif batch_first:
+            output = output.transpose(0, 1)
+            trace = trace and trace.map(lambda t: t.transpose(1, 2))
+        return (output, (h_n, c_n), trace) if return_trace else (output, (h_n, c_n))
+
+    def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, Tensor]:
+        """h_0 (L*D, B, P) and c_0 (L*D, B, H): zeros, or hx checked against those shapes."""
+        stack = self.num_layers * self.num_directions
+        if hx is None:
+            return x.new_zeros(stack, batch, self.output_size), x.new_zeros(stack, batch, self.hidden_size)
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        sizes = (self.output_size, self.hidden_size)
+        for name, t, size in zip(("h_0", "c_0"), hx, sizes):
+            check_like("LSTM", name, t, self.weight_ih_l0)
+            check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
+        return tuple(t if batched else t.unsqueeze(1) for t in hx)
+
+    def _run_layers(self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, want_trace: bool):
+        """x: (T, B, I). Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H), GateTrace or None."""
+        backend = resolve(self.backend)
+        steps, batch = x.shape[:2]
+        valid = None  # (T, B): step t is inside sequence b
+        if lengths is not None and bool((lengths < steps).any()):
+            valid = torch.arange(steps, device=x.device)[:, None] < lengths
+        h_n, c_n, traces = [], [], []
+        layer_input = x
+        for layer in range(self.num_layers):
+            if layer and self.dropout and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+            outputs = []
+            for direction in range(self.num_directions):
+                k = layer * self.num_directions + direction
+                seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
+                keep_c, keep_h = self._keep_factors(steps, batch, valid, x)
+                w = gate_weights(self, self._suffix(layer, direction))
+                mask = self._recurrent_mask(batch, x)
+                result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace)
+                out, trace = result.output, result.trace
+                if direction:
+                    out = reverse_padded(out, lengths)
+                    trace = trace and trace.map(lambda t: reverse_padded(t, lengths))
+                outputs.append(out)
+                h_n.append(result.h_n)
+                c_n.append(result.c_n)
+                traces.append(trace)
+            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+        output = layer_input
+        trace = GateTrace.stack(traces) if want_trace else None
+        if valid is not None:  # padded steps hold the frozen state: report zeros, as PackedSequence does
+            output = output * valid[..., None]
+            trace = trace and trace.map(lambda t: t * valid[..., None])
+        return output, torch.stack(h_n), torch.stack(c_n), trace
+
+    def _keep_factors(self, steps: int, batch: int, valid: Tensor | None, like: Tensor):
+        """Keep factors k^c (T, B, H) and k^h (T, B, P): zoneout, and 1 on padded steps (or None)."""
+
+        def keep(p: float, size: int) -> Tensor | None:
+            k = None
+            if p and self.training:
+                k = torch.bernoulli(like.new_full((steps, batch, size), p))
+            elif p:
+                k = like.new_full((1, 1, 1), p).expand(steps, batch, size)
+            if valid is not None:
+                pad = ~valid[..., None]  # (T, B, 1)
+                k = pad.to(like.dtype).expand(steps, batch, size) if k is None else torch.where(pad, 1.0, k)
+            return k
+
+        zoneout_c, zoneout_h = self.variant.zoneouts
+        return keep(zoneout_c, self.hidden_size), keep(zoneout_h, self.output_size)
+
+    def _recurrent_mask(self, batch: int, like: Tensor) -> Tensor | None:
+        """Gal & Ghahramani's mask on h_{t-1}, (B, P), scaled by 1/(1-p); training only."""
+        p = self.variant.recurrent_dropout
+        if not (p and self.training):
+            return None
+        return torch.bernoulli(like.new_full((batch, self.output_size), 1 - p)) / (1 - p)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0}
+        defaults.update(bidirectional=False, proj_size=0, backend="auto")
+        s += "".join(f", {k}={getattr(self, k)!r}" for k, v in defaults.items() if getattr(self, k) != v)
+        extras = self.variant.describe()
+        return s + (f", {extras}" if extras else "")
