@@ -1,0 +1,44 @@
+"""Shared helpers: backends to parametrize over, torch twins, and gradient comparison."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lstmkit
+
+BACKENDS = lstmkit.backends()
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
+
+
+def torch_twin(ours: lstmkit.LSTM) -> torch.nn.LSTM:
+    """A torch.nn.LSTM with the same options, loaded from our state dict (strict: names must match)."""
+    twin = torch.nn.LSTM(
+        ours.input_size,
+        ours.hidden_size,
+        ours.num_layers,
+        bias=ours.bias,
+        batch_first=ours.batch_first,
+        bidirectional=ours.bidirectional,
+        proj_size=ours.proj_size,
+        dtype=ours.weight_ih_l0.dtype,
+    )
+    twin.load_state_dict(ours.state_dict(), strict=True)
+    return twin
+
+
+def assert_grads_close(expected: torch.Tensor, actual: torch.Tensor, rel: float = 1e-4) -> None:
+    """Elementwise within ``rel`` of the tensor's own scale: |a - e| <= rel * (|e| + max|e|)."""
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    torch.testing.assert_close(actual, expected, rtol=rel, atol=rel * scale + 1e-12)
+
+
+def loss_of(output: torch.Tensor, h_n: torch.Tensor, c_n: torch.Tensor) -> torch.Tensor:
+    """A loss that sends a different gradient into every output element and into h_n and c_n."""
+    weights = torch.linspace(-1.0, 1.0, output.numel(), dtype=output.dtype).reshape(output.shape)
+    return (output * weights).sum() + (h_n**2).sum() + (c_n * 0.5).sum()
