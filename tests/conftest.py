@@ -11,6 +11,16 @@ BACKENDS = lstmkit.backends()
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread: the suite's tensors are tiny, and on a loaded 2-core machine a second thread
+    makes small LSTMs many times slower (threads spin waiting for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     return request.param

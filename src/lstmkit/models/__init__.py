@@ -1,0 +1,5 @@
+"""Models built around lstmkit.LSTM."""
+
+from lstmkit.models.charlm import CharLM
+
+__all__ = ["CharLM"]

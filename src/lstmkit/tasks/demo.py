@@ -1,0 +1,244 @@
+"""`lstmkit demo`: train a small character model for about a minute, then show its gates on a sentence."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lstmkit.data.text import BPTTBatcher, CharVocab, load_bundled_text, split_train_val
+from lstmkit.errors import InputError
+from lstmkit.models.charlm import CharLM
+
+SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Sizes chosen so that a minute on two CPU cores visibly teaches the model something."""
+
+    embed_size: int = 64  # the 66 ids need few dimensions
+    hidden_size: int = 128  # small enough to train fast, big enough to learn words in a minute
+    num_layers: int = 2  # a stacked LSTM, as in the tutorials; the trace shows the top layer
+    batch_size: int = 64  # streams trained side by side; more cost little extra time per step
+    seq_len: int = 64  # BPTT window; the state still flows on across windows
+    learning_rate: float = 3e-3  # Adam; high enough for a short run
+    grad_clip: float = 1.0  # max gradient norm, against exploding gradients
+    eval_batch_size: int = 128  # more streams make the validation pass take fewer steps
+    prompt: str = "ROMEO:\n"  # where both samples start
+    sample_length: int = 300  # characters per sample
+    temperature: float = 0.8  # a little below 1: fewer typos, still varied
+
+
+def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: int = 0) -> None:
+    """Train a CharLM on the bundled tinyshakespeare for SECONDS, print what changed, write OUT_DIR."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"seconds must be a positive number, got {seconds}")
+    out_dir = make_out_dir(Path(out_dir))
+    config = DemoConfig()
+    torch.manual_seed(seed)
+    text = load_bundled_text()
+    vocab = CharVocab.from_text(text)
+    train_ids, val_ids = split_train_val(vocab.encode(text))
+    model = CharLM(len(vocab), config.embed_size, config.hidden_size, config.num_layers)
+    print(f"lstmkit demo: a character-level LSTM learns to write like Shakespeare (seed {seed}).")
+    print(
+        f"Model: embedding {config.embed_size} -> LSTM {config.num_layers} layers x {config.hidden_size} "
+        f"units -> linear {len(vocab)} characters; {sum(p.numel() for p in model.parameters()):,} parameters."
+    )
+    print(
+        f"Data: tinyshakespeare (bundled), {len(train_ids):,} characters to learn from, "
+        f"the last {len(val_ids):,} (10%) held out for validation.\n"
+        f"Validation loss: lower is better; guessing uniformly among the {len(vocab)} characters "
+        f"scores {format_loss(math.log(len(vocab)))}.\n"
+    )
+
+    before = Snapshot.take(model, vocab, val_ids, config, seed)
+    before.show("Before training", config)
+    print(
+        f"\nTraining for {seconds:g} s: batches of {config.batch_size} x {config.seq_len} characters, "
+        f"Adam (lr {config.learning_rate:g}), gradient norm clipped at {config.grad_clip:g}, "
+        "state carried from batch to batch."
+    )
+    steps = train_for(model, train_ids, seconds, config)
+    after = Snapshot.take(model, vocab, val_ids, config, seed)
+    after.show(
+        f"\nAfter training ({steps:,} steps, {steps * config.batch_size * config.seq_len:,} characters)",
+        config,
+    )
+
+    gates = trace_sentence(model, vocab, SENTENCE)
+    unit = changing_forget_unit(gates["forget_gate"], SENTENCE.index("."))
+    print("\n" + gate_table(SENTENCE, gates, unit, config.num_layers))
+
+    samples_path, trace_path = out_dir / "samples.txt", out_dir / "trace.json"
+    write_atomic(
+        samples_path,
+        f"Prompt: {config.prompt!r}, temperature {config.temperature:g}, seed {seed}\n\n"
+        f"--- before training (validation loss {format_loss(before.loss)}) ---\n{before.sample}\n\n"
+        f"--- after {seconds:g} s of training, {steps:,} steps "
+        f"(validation loss {format_loss(after.loss)}) ---\n{after.sample}\n",
+    )
+    trace_record = {
+        "sentence": SENTENCE,
+        "layer_index": config.num_layers - 1,
+        "hidden_size": config.hidden_size,
+        "forget_unit_changing_most_at_full_stop": unit,
+        "layout": "each gate/state is a list with one entry per character, each entry one value per unit",
+        "chars": list(SENTENCE),
+        **{name: values.tolist() for name, values in gates.items()},
+    }
+    write_atomic(trace_path, json.dumps(trace_record) + "\n")
+    print(f"\nWrote {samples_path} (both samples)")
+    print(f"  and {trace_path} (every gate and state value of the last layer, for each character).")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the model can do at one moment: its validation loss (nats/char) and a text sample."""
+
+    loss: float
+    sample: str
+
+    @classmethod
+    def take(cls, model: CharLM, vocab: CharVocab, val_ids: torch.Tensor, config: DemoConfig, seed: int):
+        generator = torch.Generator().manual_seed(seed)
+        ids = model.sample(vocab.encode(config.prompt), config.sample_length, config.temperature, generator)
+        return cls(validation_loss(model, val_ids, config), config.prompt + vocab.decode(ids))
+
+    def show(self, title: str, config: DemoConfig) -> None:
+        print(title)
+        print(f"  validation loss: {format_loss(self.loss)}")
+        print(f"  sample (temperature {config.temperature:g}):")
+        print(textwrap.indent(self.sample, "    | ", predicate=lambda line: True))
+
+
+def make_out_dir(out_dir: Path) -> Path:
+    """Create OUT_DIR if needed; raise InputError if it cannot be a directory."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir} exists and is not a directory; choose another output directory (--out)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot create the output directory {out_dir}: {error.strerror}") from None
+    return out_dir
+
+
+def train_for(model: CharLM, train_ids: torch.Tensor, seconds: float, config: DemoConfig) -> int:
+    """Train with truncated BPTT until SECONDS have passed; return the number of optimizer steps."""
+    batches = BPTTBatcher(train_ids, config.batch_size, config.seq_len)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    model.train()
+    start = time.monotonic()
+    step, chars, smoothed_loss = 0, 0, None
+    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
+    with tqdm(total=seconds, desc="training", bar_format=bar_format) as progress:
+        while True:
+            state = None  # each pass over the text starts from a zero state
+            for inputs, targets in batches:  # (B, T) each
+                logits, state = model(inputs, state)  # (B, T, V)
+                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
+                state = tuple(s.detach() for s in state)  # keep the values, cut the gradient path
+
+                step, chars = step + 1, chars + targets.numel()
+                smoothed_loss = (
+                    loss.item() if smoothed_loss is None else 0.9 * smoothed_loss + 0.1 * loss.item()
+                )
+                elapsed = time.monotonic() - start
+                progress.set_postfix(
+                    {"step": step, "loss": f"{smoothed_loss:.3f}", "chars/s": f"{chars / elapsed:,.0f}"},
+                    refresh=False,
+                )
+                progress.update(min(elapsed, seconds) - progress.n)
+                if elapsed >= seconds:
+                    return step
+
+
+@torch.no_grad()
+def validation_loss(model: CharLM, val_ids: torch.Tensor, config: DemoConfig) -> float:
+    """Mean next-character cross-entropy on VAL_IDS in nats/char, the state carried along each stream."""
+    model.eval()
+    total, count, state = 0.0, 0, None
+    for inputs, targets in BPTTBatcher(val_ids, config.eval_batch_size, config.seq_len):  # (B, T) each
+        logits, state = model(inputs, state)  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+        count += targets.numel()
+    model.train()
+    return total / count
+
+
+def format_loss(nats: float) -> str:
+    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
+
+
+@torch.no_grad()
+def trace_sentence(model: CharLM, vocab: CharVocab, sentence: str) -> dict[str, torch.Tensor]:
+    """Run SENTENCE through the model; return the last layer's gates and states, each (T, H)."""
+    model.eval()
+    _logits, _state, trace = model(vocab.encode(sentence).view(1, -1), return_trace=True)
+    model.train()
+    return {name: values[-1, 0] for name, values in trace.as_dict().items()}  # (L, B, T, H) -> (T, H)
+
+
+def changing_forget_unit(forget_gate: torch.Tensor, position: int) -> int:
+    """The unit whose forget gate (T, H) changes most from the step before POSITION to POSITION."""
+    return int((forget_gate[position] - forget_gate[position - 1]).abs().argmax())
+
+
+def gate_table(sentence: str, gates: dict[str, torch.Tensor], unit: int, num_layers: int) -> str:
+    """A text table: per character, the forget gate (mean and one unit) and the mean input gate."""
+    forget, input_gate = gates["forget_gate"], gates["input_gate"]  # (T, H) each
+    full_stop = sentence.index(".")
+
+    def bar(value: float) -> str:
+        return "#" * round(10 * value) + "." * (10 - round(10 * value))
+
+    lines = [
+        f"Gates of LSTM layer {num_layers} (the last) while it reads: {sentence!r}",
+        "forget gate: near 1 keeps a unit's cell memory, near 0 wipes it. "
+        "input gate: how much new information is written.",
+        f"Unit {unit} is the unit whose forget gate changes most at the first full stop (pos {full_stop}).",
+        "",
+        f"pos char  forget(mean)      forget(unit {unit:<3})   input(mean)",
+    ]
+    for position, char in enumerate(sentence):
+        f_mean, f_unit = forget[position].mean().item(), forget[position, unit].item()
+        i_mean = input_gate[position].mean().item()
+        note = "  <- full stop" if char == "." else ""
+        lines.append(
+            f"{position:>3} {char!r:<5} {f_mean:.2f} {bar(f_mean)}   {f_unit:.2f} {bar(f_unit)}   "
+            f"{i_mean:.2f} {bar(i_mean)}{note}"
+        )
+    before, after = forget[full_stop - 1, unit].item(), forget[full_stop, unit].item()
+    lines.append(
+        f"\nAt the first full stop unit {unit}'s forget gate goes {before:.2f} -> {after:.2f}; "
+        f"the mean over all units goes {forget[full_stop - 1].mean().item():.2f} -> "
+        f"{forget[full_stop].mean().item():.2f}."
+    )
+    return "\n".join(lines)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write TEXT to PATH through a temporary file in the same directory, so PATH is never half-written."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0o600 would hide the file from other users
+        with open(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
