@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import os
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -16,10 +15,79 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lstmkit.data.text import BPTTBatcher, CharVocab, load_bundled_text, split_train_val
-from lstmkit.errors import InputError
+from lstmkit.files import write_atomic
 from lstmkit.models.charlm import CharLM
+from lstmkit.tasks.common import prepare_out_dir
 
 SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
+
+DEMO_DESCRIPTION = """\
+Train a small character-level LSTM on the bundled tinyshakespeare text for about a minute, then
+show what it learned:
+
+  - the validation loss (nats and bits per character) and a text sample, before and after training;
+  - a table of the last layer's forget and input gates at each character of the sentence
+    "Bob is a nice person. Dan, on the other hand, is evil.", with the full stop marked;
+  - DIR/samples.txt (both samples) and DIR/trace.json (every gate and state value per character).
+
+Training stops when the time budget is spent, so a faster machine trains more steps."""
+
+DEMO_EXAMPLES = """\
+examples:
+  lstmkit demo                          about a minute, results in ./lstmkit-demo
+  lstmkit demo --seconds 600 --out run  ten minutes: lower loss, better samples"""
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for --seconds: a finite number greater than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def seed_value(text: str) -> int:
+    """argparse type for --seed: a whole number in [0, 2**32)."""
+    if not (text.isdigit() and int(text) < 2**32):
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return int(text)
+
+
+def add_commands(commands) -> None:
+    """Register `lstmkit demo`."""
+    demo = commands.add_parser(
+        "demo",
+        help="train a small character model for a minute and show its gates at work",
+        description=DEMO_DESCRIPTION,
+        epilog=DEMO_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=Path("lstmkit-demo"),
+        help="directory for samples.txt and trace.json, created if missing; earlier files there are replaced "
+        "(default: ./lstmkit-demo)",
+    )
+    demo.add_argument(
+        "--seconds",
+        metavar="S",
+        type=positive_seconds,
+        default=60.0,
+        help="training time budget in seconds (default: 60)",
+    )
+    demo.add_argument(
+        "--seed",
+        metavar="N",
+        type=seed_value,
+        default=0,
+        help="seed for the initial weights and the samples (default: 0)",
+    )
+    demo.set_defaults(run=lambda args: run_demo(args.out, args.seconds, args.seed))
 
 
 @dataclass(frozen=True)
@@ -43,7 +111,7 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
     """Train a CharLM on the bundled tinyshakespeare for SECONDS, print what changed, write OUT_DIR."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
-    out_dir = make_out_dir(Path(out_dir))
+    out_dir = prepare_out_dir(Path(out_dir))
     config = DemoConfig()
     torch.manual_seed(seed)
     text = load_bundled_text()
@@ -120,17 +188,6 @@ class Snapshot:
         print(f"  validation loss: {format_loss(self.loss)}")
         print(f"  sample (temperature {config.temperature:g}):")
         print(textwrap.indent(self.sample, "    | ", predicate=lambda line: True))
-
-
-def make_out_dir(out_dir: Path) -> Path:
-    """Create OUT_DIR if needed; raise InputError if it cannot be a directory."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir} exists and is not a directory; choose another output directory (--out)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"cannot create the output directory {out_dir}: {error.strerror}") from None
-    return out_dir
 
 
 def train_for(model: CharLM, train_ids: torch.Tensor, seconds: float, config: DemoConfig) -> int:
@@ -229,16 +286,3 @@ def gate_table(sentence: str, gates: dict[str, torch.Tensor], unit: int, num_lay
         f"{forget[full_stop].mean().item():.2f}."
     )
     return "\n".join(lines)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write TEXT to PATH through a temporary file in the same directory, so PATH is never half-written."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0o600 would hide the file from other users
-        with open(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        os.unlink(tmp_name)
-        raise
