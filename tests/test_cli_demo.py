@@ -35,7 +35,14 @@ def test_demo_trains_reports_and_writes_its_files(tmp_path, capsys):
         assert ((values > 0) & (values < 1)).all(), name
     assert (torch.tensor(trace["candidate"]).abs() < 1).all()
     leftovers = sorted(path.name for path in out.iterdir())
-    assert leftovers == ["samples.txt", "trace.json"]  # no temporary files left behind
+    expected = [
+        "checkpoint.safetensors",
+        "config.json",
+        "loss_curve.png",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    assert leftovers == sorted(expected + ["samples.txt", "trace.json"])  # no temporary files left behind
 
 
 def test_negative_seconds_is_one_line_and_exit_2(tmp_path):

@@ -7,9 +7,9 @@ import sys
 
 from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
-from lstmkit.tasks import demo
+from lstmkit.tasks import charlm, demo
 
-TASKS = [demo]  # modules with add_commands(commands); each command sets run=function(args)
+TASKS = [demo, charlm]  # modules with add_commands(commands); each command sets run=function(args)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

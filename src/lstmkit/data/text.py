@@ -14,8 +14,13 @@ VALIDATION_FRACTION = 0.1
 
 
 def read_text(path: str | Path) -> str:
-    """Read a UTF-8 text file; raise InputError naming the file and the first bad byte otherwise."""
-    data = Path(path).read_bytes()
+    """Read a UTF-8 text file; raise InputError naming the file (and the first bad byte) otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; check the path")
+    data = path.read_bytes()
+    if not data:
+        raise InputError(f"{path}: the file is empty; give a file with text in it")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -21,7 +21,8 @@ class CharLM(nn.Module):
     ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_size)
-        self.lstm = LSTM(embed_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        between_layers = dropout if num_layers > 1 else 0.0  # LSTM's dropout acts between stacked layers
+        self.lstm = LSTM(embed_size, hidden_size, num_layers, batch_first=True, dropout=between_layers)
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, tokens: torch.Tensor, state=None, return_trace: bool = False):

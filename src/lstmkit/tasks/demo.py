@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from lstmkit.data.text import BPTTBatcher, CharVocab, load_bundled_text, split_train_val
+from lstmkit.data.text import CharVocab, load_bundled_text, split_train_val
 from lstmkit.files import write_atomic
 from lstmkit.models.charlm import CharLM
-from lstmkit.tasks.common import prepare_out_dir
+from lstmkit.tasks.charlm import LOSS_NAME, TASK, CharLMJob, build_model, format_loss, mean_loss, model_config
+from lstmkit.tasks.common import prepare_out_dir, write_report
+from lstmkit.train.loop import TrainConfig, Trainer
 
 SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
 
@@ -99,9 +99,8 @@ class DemoConfig:
     num_layers: int = 2  # a stacked LSTM, as in the tutorials; the trace shows the top layer
     batch_size: int = 64  # streams trained side by side; more cost little extra time per step
     seq_len: int = 64  # BPTT window; the state still flows on across windows
-    learning_rate: float = 3e-3  # Adam; high enough for a short run
+    learning_rate: float = 3e-3  # AdamW; high enough for a short run
     grad_clip: float = 1.0  # max gradient norm, against exploding gradients
-    eval_batch_size: int = 128  # more streams make the validation pass take fewer steps
     prompt: str = "ROMEO:\n"  # where both samples start
     sample_length: int = 300  # characters per sample
     temperature: float = 0.8  # a little below 1: fewer typos, still varied
@@ -111,13 +110,17 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
     """Train a CharLM on the bundled tinyshakespeare for SECONDS, print what changed, write OUT_DIR."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
+    started = time.monotonic()
     out_dir = prepare_out_dir(Path(out_dir))
     config = DemoConfig()
     torch.manual_seed(seed)
     text = load_bundled_text()
     vocab = CharVocab.from_text(text)
     train_ids, val_ids = split_train_val(vocab.encode(text))
-    model = CharLM(len(vocab), config.embed_size, config.hidden_size, config.num_layers)
+    described = model_config(
+        vocab, config.embed_size, config.hidden_size, config.num_layers, 0.0, config.seq_len
+    )
+    model = build_model(described)
     print(f"lstmkit demo: a character-level LSTM learns to write like Shakespeare (seed {seed}).")
     print(
         f"Model: embedding {config.embed_size} -> LSTM {config.num_layers} layers x {config.hidden_size} "
@@ -137,8 +140,23 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
         f"Adam (lr {config.learning_rate:g}), gradient norm clipped at {config.grad_clip:g}, "
         "state carried from batch to batch."
     )
-    steps = train_for(model, train_ids, seconds, config)
+    job = CharLMJob(model, train_ids, val_ids, config.batch_size, config.seq_len)
+    train = TrainConfig(
+        epochs=1000,  # the time budget ends training
+        minutes=seconds / 60,
+        lr=config.learning_rate,
+        grad_clip=config.grad_clip,
+        patience=0,
+        schedule="constant",
+        eval_every=10**9,  # validate once, at the end
+        checkpoint_every=10**9,
+        seed=seed,
+    )
+    state = Trainer(job, train, out_dir, unit="chars").fit()
+    steps = state.step
     after = Snapshot.take(model, vocab, val_ids, config, seed)
+    metrics = {"val_loss": after.loss, "val_bpc": after.loss / math.log(2)}
+    write_report(out_dir, TASK, model, described, metrics, state, train, started, LOSS_NAME)
     after.show(
         f"\nAfter training ({steps:,} steps, {steps * config.batch_size * config.seq_len:,} characters)",
         config,
@@ -168,6 +186,10 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
     write_atomic(trace_path, json.dumps(trace_record) + "\n")
     print(f"\nWrote {samples_path} (both samples)")
     print(f"  and {trace_path} (every gate and state value of the last layer, for each character).")
+    print(
+        f"The trained model is in {out_dir} (model.safetensors, config.json, metrics.json, loss_curve.png)."
+    )
+    print(f"Sample more with: lstmkit charlm sample {out_dir} --prompt 'ROMEO:'")
 
 
 @dataclass(frozen=True)
@@ -181,64 +203,14 @@ class Snapshot:
     def take(cls, model: CharLM, vocab: CharVocab, val_ids: torch.Tensor, config: DemoConfig, seed: int):
         generator = torch.Generator().manual_seed(seed)
         ids = model.sample(vocab.encode(config.prompt), config.sample_length, config.temperature, generator)
-        return cls(validation_loss(model, val_ids, config), config.prompt + vocab.decode(ids))
+        loss = mean_loss(model, val_ids, 2 * config.batch_size, config.seq_len)
+        return cls(loss, config.prompt + vocab.decode(ids))
 
     def show(self, title: str, config: DemoConfig) -> None:
         print(title)
         print(f"  validation loss: {format_loss(self.loss)}")
         print(f"  sample (temperature {config.temperature:g}):")
         print(textwrap.indent(self.sample, "    | ", predicate=lambda line: True))
-
-
-def train_for(model: CharLM, train_ids: torch.Tensor, seconds: float, config: DemoConfig) -> int:
-    """Train with truncated BPTT until SECONDS have passed; return the number of optimizer steps."""
-    batches = BPTTBatcher(train_ids, config.batch_size, config.seq_len)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    model.train()
-    start = time.monotonic()
-    step, chars, smoothed_loss = 0, 0, None
-    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-    with tqdm(total=seconds, desc="training", bar_format=bar_format) as progress:
-        while True:
-            state = None  # each pass over the text starts from a zero state
-            for inputs, targets in batches:  # (B, T) each
-                logits, state = model(inputs, state)  # (B, T, V)
-                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                state = tuple(s.detach() for s in state)  # keep the values, cut the gradient path
-
-                step, chars = step + 1, chars + targets.numel()
-                smoothed_loss = (
-                    loss.item() if smoothed_loss is None else 0.9 * smoothed_loss + 0.1 * loss.item()
-                )
-                elapsed = time.monotonic() - start
-                progress.set_postfix(
-                    {"step": step, "loss": f"{smoothed_loss:.3f}", "chars/s": f"{chars / elapsed:,.0f}"},
-                    refresh=False,
-                )
-                progress.update(min(elapsed, seconds) - progress.n)
-                if elapsed >= seconds:
-                    return step
-
-
-@torch.no_grad()
-def validation_loss(model: CharLM, val_ids: torch.Tensor, config: DemoConfig) -> float:
-    """Mean next-character cross-entropy on VAL_IDS in nats/char, the state carried along each stream."""
-    model.eval()
-    total, count, state = 0.0, 0, None
-    for inputs, targets in BPTTBatcher(val_ids, config.eval_batch_size, config.seq_len):  # (B, T) each
-        logits, state = model(inputs, state)  # (B, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
-        count += targets.numel()
-    model.train()
-    return total / count
-
-
-def format_loss(nats: float) -> str:
-    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
 
 
 @torch.no_grad()

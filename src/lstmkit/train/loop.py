@@ -100,14 +100,11 @@ class Trainer:
             seed_everything(cfg.seed)
         st = self.state
         budget = None if cfg.minutes is None else cfg.minutes * 60.0
-        steps_per_epoch = len(self.job.batches(0))
-        total = budget if budget is not None else cfg.epochs * steps_per_epoch
+        total_steps = cfg.epochs * len(self.job.batches(0))
         last_checkpoint = time.monotonic()
         window_items, window_start = 0, time.monotonic()
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-        with tqdm(
-            total=total, initial=min(self._progress(budget), total), desc="training", bar_format=bar_format
-        ) as bar:
+        with tqdm(total=100.0, desc="training", bar_format=bar_format) as bar:
             while not st.stopped:
                 if st.epoch >= cfg.epochs:
                     st.stopped = f"trained {cfg.epochs} epochs"
@@ -119,7 +116,7 @@ class Trainer:
                     st.elapsed += time.monotonic() - started
                     st.batch = index + 1
                     window_items += loss[1]
-                    self._apply_schedule(budget, steps_per_epoch)
+                    self._apply_schedule(budget, total_steps)
                     if cfg.eval_every and st.step % cfg.eval_every == 0:
                         self._validate()
                     now = time.monotonic()
@@ -127,7 +124,7 @@ class Trainer:
                     if now - window_start > 5:
                         window_items, window_start = 0, now
                     bar.set_postfix_str(self._postfix(loss[0], rate), refresh=False)
-                    bar.update(min(self._progress(budget), total) - bar.n)
+                    bar.update(self._percent_done(budget, total_steps) - bar.n)
                     if budget is not None and st.elapsed >= budget:
                         st.stopped = f"time budget of {cfg.minutes:g} min spent"
                     if st.stopped:
@@ -185,14 +182,17 @@ class Trainer:
         if cfg.patience and st.flat >= cfg.patience:
             st.stopped = f"no improvement in {cfg.patience} validations (best at step {st.best_step})"
 
-    def _progress(self, budget: float | None) -> float:
-        return self.state.elapsed if budget is not None else self.state.step
+    def _percent_done(self, budget: float | None, total_steps: int) -> float:
+        """How far training is, in percent: by time or by steps, whichever ends it first."""
+        done = self.state.step / max(1, total_steps)
+        if budget is not None:
+            done = max(done, self.state.elapsed / budget)
+        return 100.0 * min(done, 1.0)
 
-    def _apply_schedule(self, budget: float | None, steps_per_epoch: int) -> None:
+    def _apply_schedule(self, budget: float | None, total_steps: int) -> None:
         cfg, st = self.config, self.state
         if cfg.schedule == "cosine":
-            done = st.elapsed / budget if budget else st.step / max(1, cfg.epochs * steps_per_epoch)
-            st.lr_scale = 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+            st.lr_scale = 0.5 * (1 + math.cos(math.pi * self._percent_done(budget, total_steps) / 100))
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * st.lr_scale
 
