@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lstmkit.backend.loop import run_steps, trace_of
+from lstmkit.backend.loop import forward_steps, trace_of
 from lstmkit.backend.registry import Backend, LayerResult, register
 from lstmkit.functional import GateWeights, input_projection
 
@@ -20,8 +20,8 @@ def run(
     want_trace: bool = False,
 ) -> LayerResult:
     x_gates, _, _ = input_projection(x, w)  # (T, B, G*H)
-    output, h, c, caches, cells = run_steps(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace)
-    return LayerResult(output, h, c, trace_of(caches, cells, output) if want_trace else None)
+    output, h, c, s = forward_steps(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace)
+    return LayerResult(output, h, c, trace_of(s, output, c) if want_trace else None)
 
 
 register(Backend("reference", run, priority=0, summary="autograd through the one-step gate math"))
