@@ -59,7 +59,7 @@ def test_call_errors(lstm, call, message):
         ({"num_layers": 0}, r"num_layers must be a positive integer"),
         ({"dropout": 1.5}, r"dropout must be in \[0, 1\], got 1.5"),
         ({"proj_size": 4}, r"proj_size must be in \[0, hidden_size=4\), got 4"),
-        ({"backend": "gpu-magic"}, r"unknown backend 'gpu-magic'; available: 'auto', 'bptt', 'reference'"),
+        ({"backend": "gpu-magic"}, r"unknown backend 'gpu-magic'; available: 'auto', .*'bptt', 'reference'"),
         ({"forget_bias": 1.0, "bias": False}, r"forget_bias needs bias=True"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import assert_grads_close, loss_of
+from conftest import FLOAT32_ATOL, assert_grads_close, loss_of
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit
@@ -46,10 +46,10 @@ def test_each_sequence_as_if_alone(backend):
     out, (h_n, c_n) = lstm(x, lengths=LENGTHS)
     for b, length in enumerate(LENGTHS.tolist()):
         alone, (h_alone, c_alone) = lstm(x[:length, b])
-        torch.testing.assert_close(out[:length, b], alone, rtol=0, atol=1e-6)
+        torch.testing.assert_close(out[:length, b], alone, rtol=0, atol=FLOAT32_ATOL)
         assert torch.all(out[length:, b] == 0)
-        torch.testing.assert_close(h_n[:, b], h_alone, rtol=0, atol=1e-6)
-        torch.testing.assert_close(c_n[:, b], c_alone, rtol=0, atol=1e-6)
+        torch.testing.assert_close(h_n[:, b], h_alone, rtol=0, atol=FLOAT32_ATOL)
+        torch.testing.assert_close(c_n[:, b], c_alone, rtol=0, atol=FLOAT32_ATOL)
 
 
 def test_lengths_with_batch_first_and_list(backend):
@@ -60,7 +60,7 @@ def test_lengths_with_batch_first_and_list(backend):
     out_tensor, _ = lstm(x, lengths=LENGTHS)
     alone, _ = lstm(x[1:2, :9])
     assert torch.equal(out_list, out_tensor)
-    torch.testing.assert_close(out_tensor[1:2], alone, rtol=0, atol=1e-6)
+    torch.testing.assert_close(out_tensor[1:2], alone, rtol=0, atol=FLOAT32_ATOL)
 
 
 def test_zoneout_evaluation_with_lengths_freezes_the_state(backend):
@@ -69,5 +69,5 @@ def test_zoneout_evaluation_with_lengths_freezes_the_state(backend):
     x = torch.randn(9, 4, 3)
     _, (h_n, c_n) = lstm(x, lengths=LENGTHS)
     _, (h_alone, c_alone) = lstm(x[:6, 3])
-    torch.testing.assert_close(h_n[:, 3], h_alone, rtol=0, atol=1e-6)
-    torch.testing.assert_close(c_n[:, 3], c_alone, rtol=0, atol=1e-6)
+    torch.testing.assert_close(h_n[:, 3], h_alone, rtol=0, atol=FLOAT32_ATOL)
+    torch.testing.assert_close(c_n[:, 3], c_alone, rtol=0, atol=FLOAT32_ATOL)

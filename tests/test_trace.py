@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import FLOAT32_ATOL
 
 import lstmkit
 
@@ -53,8 +54,8 @@ def test_trace_recomputes_from_the_equations(backend, peephole):
             for name, value in zip(
                 ("input_gate", "forget_gate", "candidate", "output_gate", "cell"), (i, f, g, o, c)
             ):
-                torch.testing.assert_close(getattr(tr, name)[k], value, rtol=0, atol=1e-6, msg=name)
-            torch.testing.assert_close(tr.hidden[k], o * torch.tanh(c), rtol=0, atol=1e-6)
+                torch.testing.assert_close(getattr(tr, name)[k], value, rtol=0, atol=FLOAT32_ATOL, msg=name)
+            torch.testing.assert_close(tr.hidden[k], o * torch.tanh(c), rtol=0, atol=FLOAT32_ATOL)
         layer_input = torch.cat([tr.hidden[2 * layer], tr.hidden[2 * layer + 1]], dim=-1)
     torch.testing.assert_close(layer_input, out)  # the last layer's traced hidden is the output
     torch.testing.assert_close(tr.hidden[[0, 2], -1], h_n[[0, 2]])  # forward ends at T, reverse at 1

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import FLOAT32_ATOL
 
 import lstmkit
 
@@ -51,7 +52,7 @@ def check(lstm, expected, x, seed=0):
     torch.manual_seed(seed)
     out, (h_n, c_n) = lstm(x)
     for a, e in zip((out, h_n[0], c_n[0]), expected):
-        torch.testing.assert_close(a, e, rtol=0, atol=1e-6)
+        torch.testing.assert_close(a, e, rtol=0, atol=FLOAT32_ATOL)
 
 
 def test_vanilla_by_hand_on_one_unit(backend):

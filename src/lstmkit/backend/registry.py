@@ -32,6 +32,7 @@ class Backend:
     run: Callable[..., LayerResult]
     priority: int  # "auto" picks the available backend with the highest priority
     summary: str
+    is_available: Callable[[], bool] = lambda: True  # optional backends check (or build) on first call
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -43,13 +44,15 @@ def register(backend: Backend) -> None:
 
 def available() -> list[str]:
     """Names of the backends usable here, best first."""
-    return [b.name for b in sorted(_REGISTRY.values(), key=lambda b: -b.priority)]
+    ranked = sorted(_REGISTRY.values(), key=lambda b: -b.priority)
+    return [b.name for b in ranked if b.is_available()]
 
 
 def resolve(name: str) -> Backend:
     """The backend called ``name``; "auto" is the best available."""
     if name == "auto":
         return _REGISTRY[available()[0]]
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; available: 'auto', {', '.join(map(repr, available()))}")
+    if name not in _REGISTRY or not _REGISTRY[name].is_available():
+        known = "unknown" if name not in _REGISTRY else "unavailable"
+        raise ValueError(f"{known} backend {name!r}; available: 'auto', {', '.join(map(repr, available()))}")
     return _REGISTRY[name]

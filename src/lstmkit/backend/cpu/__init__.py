@@ -1,0 +1,93 @@
+"""The "cpu" backend: the hand-BPTT time loops compiled from ``lstm_cpu.cpp``, built on first use and cached.
+
+torch.utils.cpp_extension builds it with ninja and the system C++ compiler into torch's extension cache
+(~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), tuned for this machine's CPU; ``lstmkit build``
+builds it ahead of time. Where it cannot be built, the backend is not available and "auto" falls back to
+"bptt" with one warning. Tensors that are not float32/float64 on the CPU run the same loops in Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import platform
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
+from lstmkit.backend.registry import Backend, register
+from lstmkit.functional import GateWeights, StepCache, StepGrads
+
+SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+
+
+def _build_name() -> str:
+    """A name per source, flags, torch version and CPU: a cached build is never run on the wrong CPU."""
+    cpu_flags = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        cpu_flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    key = "|".join([SOURCE.read_text(), " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
+    return "lstmkit_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@functools.cache
+def kernel():
+    """The compiled module, built the first time (about a minute) and loaded from the cache after; None
+    (with one warning) when it cannot be built here."""
+    from torch.utils import cpp_extension
+
+    try:
+        return cpp_extension.load(
+            name=_build_name(), sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"]
+        )
+    except Exception as error:  # no compiler, no ninja, a failed build: fall back, never fail the user
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        warnings.warn(
+            f"lstmkit: the compiled CPU kernel is not available ({reason}); using 'bptt'", stacklevel=2
+        )
+        return None
+
+
+def _compiled(*tensors: Tensor) -> bool:
+    x = tensors[0]
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernel() is not None
+
+
+def _contiguous(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def kernel_forward(x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool):
+    if not _compiled(x_gates):
+        return PYTHON_LOOPS.forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record)
+    weights = [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
+    args = [x_gates, h0, c0, *weights, w.ln_bias_c, mask, keep_c, keep_h]
+    output, h, c, *cache = kernel().forward(*map(_contiguous, args))
+    return output, h, c, StepCache(*cache) if record else None
+
+
+def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h):
+    if not _compiled(d_output):
+        return PYTHON_LOOPS.backward(d_output, dh, dc, s, w, mask, keep_c, keep_h)
+    weights = [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
+    args = [*weights, mask, keep_c, keep_h]
+    dh0, dc0, *grads = kernel().backward(
+        d_output, dh.contiguous(), dc.contiguous(), list(s), *map(_contiguous, args)
+    )
+    return dh0, dc0, StepGrads(*grads)
+
+
+register(
+    Backend(
+        "cpu",
+        make_run(TimeLoops(kernel_forward, kernel_backward)),
+        priority=20,
+        summary="the hand-BPTT loops compiled: fused gates, GEMM per step",
+        is_available=lambda: kernel() is not None,
+    )
+)
