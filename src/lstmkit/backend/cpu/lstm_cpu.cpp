@@ -25,9 +25,12 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -57,6 +60,72 @@ const T* data_or_zeros(const OptTensor& t, const std::vector<T>& zeros) {
 
 // Rows per parallel task: enough elementwise work (about 16k values) to pay for waking threads.
 inline int64_t rows_per_task(int64_t row_size) { return std::max<int64_t>(1, 16384 / row_size); }
+
+// ---- the per-step matrix products ---------------------------------------------------------------------
+
+// MKL's packed GEMM (the weights packed once per call, not once per step), found at run time in the
+// libtorch that torch already loaded; absent (another BLAS), products fall back to ATen's GEMM.
+struct PackedSgemm {
+  using GetSize = size_t (*)(int, int, int, int);
+  using Pack = void (*)(int, int, int, int, int, int, float, const float*, int, float*);
+  using Compute = void (*)(int, int, int, int, int, int, const float*, int, const float*, int, float, float*, int);
+  GetSize get_size = nullptr;
+  Pack pack = nullptr;
+  Compute compute = nullptr;
+  enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162 };
+
+  static const PackedSgemm& instance() {
+    static const PackedSgemm found = [] {
+      PackedSgemm p;
+      if (void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD)) {
+        p.get_size = reinterpret_cast<GetSize>(dlsym(lib, "cblas_sgemm_pack_get_size"));
+        p.pack = reinterpret_cast<Pack>(dlsym(lib, "cblas_sgemm_pack"));
+        p.compute = reinterpret_cast<Compute>(dlsym(lib, "cblas_sgemm_compute"));
+      }
+      return p;
+    }();
+    return found;
+  }
+  bool available() const { return get_size && pack && compute; }
+};
+
+// c (rows, n) = a (rows, k) · op(W) for a fixed weight W (row-major): op(W) = W^T for W (n, k) when
+// `transpose`, else W itself, (k, n). Raw pointers in and out: no tensors are made per step.
+template <typename T>
+class WeightGemm {
+ public:
+  WeightGemm(const Tensor& w, bool transpose, int64_t rows)
+      : rows_(rows), n_(transpose ? w.size(0) : w.size(1)), k_(transpose ? w.size(1) : w.size(0)) {
+    const auto& mkl = PackedSgemm::instance();
+    if constexpr (std::is_same_v<T, float>) {
+      if (mkl.available()) {
+        packed_.resize(mkl.get_size(PackedSgemm::kBMatrix, rows_, n_, k_) / sizeof(float) + 1);
+        mkl.pack(PackedSgemm::kRowMajor, PackedSgemm::kBMatrix, transpose ? PackedSgemm::kTrans : PackedSgemm::kNoTrans,
+                 rows_, n_, k_, 1.0f, w.data_ptr<float>(), transpose ? k_ : n_, packed_.data());
+        return;
+      }
+    }
+    op_w_ = transpose ? w.t() : w;
+  }
+
+  void operator()(const T* a, T* c) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (!packed_.empty()) {
+        PackedSgemm::instance().compute(PackedSgemm::kRowMajor, PackedSgemm::kNoTrans, PackedSgemm::kPacked, rows_, n_,
+                                        k_, a, k_, packed_.data(), n_, 0.0f, c, n_);
+        return;
+      }
+    }
+    auto options = op_w_.options();
+    Tensor out = at::from_blob(c, {rows_, n_}, options);
+    at::mm_out(out, at::from_blob(const_cast<T*>(a), {rows_, k_}, options), op_w_);
+  }
+
+ private:
+  int64_t rows_, n_, k_;
+  std::vector<float> packed_;
+  Tensor op_w_;
+};
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
 
@@ -164,8 +233,8 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
                                  const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
                                  const OptTensor& keep_h) {
   const int64_t steps = x_gates.size(0), B = x_gates.size(1), H = c0.size(1), P = h0.size(1);
-  const int64_t GH = x_gates.size(2);
-  const bool coupled = GH == 3 * H, project = w_hr.has_value();
+  const int64_t GH = x_gates.size(2), BH = B * H, BP = B * P;
+  const bool coupled = GH == 3 * H;
   auto make = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, x_gates.options()); };
   Tensor output = make({steps, B, P}), h_in = make({steps, B, P}), c_prev = make({steps, B, H});
   Tensor gi = make({steps, B, H}), gf = make({steps, B, H}), gg = make({steps, B, H}), go = make({steps, B, H});
@@ -173,46 +242,50 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
   Tensor hh_normed, hh_rstd, c_normed, c_rstd;
   if (ln_hh) hh_normed = make({steps, B, GH}), hh_rstd = make({steps, B, 1});
   if (ln_c_w) c_normed = make({steps, B, H}), c_rstd = make({steps, B, 1});
-  Tensor hh = make({B, GH}), c_cur = c0.clone(), w_hh_t = w_hh.t();
+  Tensor hh = make({B, GH}), c_cur = c0.clone();
 
-  const std::vector<T> zeros(std::max({B * H, B * P, GH}), T(0));
+  const WeightGemm<T> recurrent(w_hh, /*transpose=*/true, B);  // W_hh h_in
+  std::unique_ptr<WeightGemm<T>> projection;                      // W_hr m
+  if (w_hr) projection = std::make_unique<WeightGemm<T>>(*w_hr, /*transpose=*/true, B);
+
+  const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
   const T* w_co_p = data_or_zeros<T>(w_co, zeros);
   const T *ln_hh_p = data_or_null<T>(ln_hh), *ln_cw_p = data_or_null<T>(ln_c_w), *ln_cb_p = data_or_null<T>(ln_c_b);
-  const T *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
+  const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
+  const T *xg_p = x_gates.data_ptr<T>(), *h0_p = h0.data_ptr<T>();
+  T *out_p = output.data_ptr<T>(), *h_in_p = h_in.data_ptr<T>(), *c_prev_p = c_prev.data_ptr<T>();
+  T *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>(), *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>();
+  T *cn_p = c_new.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>(), *m_p = m.data_ptr<T>(), *cc = c_cur.data_ptr<T>();
+  T *hn_p = ln_hh ? hh_normed.data_ptr<T>() : nullptr, *hr_p = ln_hh ? hh_rstd.data_ptr<T>() : nullptr;
+  T *cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr, *cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
+  T* hh_p = hh.data_ptr<T>();
 
   for (int64_t t = 0; t < steps; ++t) {
-    const Tensor h_prev = t == 0 ? h0 : output[t - 1];
-    Tensor h_in_t = h_in[t];
-    if (mask) {
-      at::mul_out(h_in_t, h_prev, *mask);
+    const T* h_prev = t == 0 ? h0_p : out_p + (t - 1) * BP;
+    T* hin = h_in_p + t * BP;
+    if (mask_p) {
+      for (int64_t k = 0; k < BP; ++k) hin[k] = h_prev[k] * mask_p[k];
     } else {
-      h_in_t.copy_(h_prev);
+      std::memcpy(hin, h_prev, BP * sizeof(T));
     }
-    c_prev[t].copy_(c_cur);
-    at::mm_out(hh, h_in_t, w_hh_t);  // (B, G*H) the recurrent GEMM
+    T* cp = c_prev_p + t * BH;
+    std::memcpy(cp, cc, BH * sizeof(T));
+    recurrent(hin, hh_p);  // (B, G*H)
 
-    const T* xg = x_gates[t].data_ptr<T>();
-    T* hh_p = hh.data_ptr<T>();
-    const T* h_prev_p = h_prev.data_ptr<T>();
-    const T* cp = c_prev[t].data_ptr<T>();
-    T *cc = c_cur.data_ptr<T>(), *out = output[t].data_ptr<T>();
-    T *pi = gi[t].data_ptr<T>(), *pf = gf[t].data_ptr<T>(), *pg = gg[t].data_ptr<T>(), *po = go[t].data_ptr<T>();
-    T *pcn = c_new[t].data_ptr<T>(), *ptc = tanh_c[t].data_ptr<T>(), *pm = m[t].data_ptr<T>();
-    T* phn = ln_hh ? hh_normed[t].data_ptr<T>() : nullptr;
-    T* phr = ln_hh ? hh_rstd[t].data_ptr<T>() : nullptr;
-    T* pcnm = ln_c_w ? c_normed[t].data_ptr<T>() : nullptr;
-    T* pcr = ln_c_w ? c_rstd[t].data_ptr<T>() : nullptr;
-    const T* kc = keep_c_p ? keep_c_p + t * B * H : zeros.data();
-    const T* kh = keep_h_p ? keep_h_p + t * B * P : zeros.data();
+    const T* xg = xg_p + t * B * GH;
+    T *pi = gi_p + t * BH, *pf = gf_p + t * BH, *pg = gg_p + t * BH, *po = go_p + t * BH;
+    T *pcn = cn_p + t * BH, *ptc = tc_p + t * BH, *pm = m_p + t * BH, *out = out_p + t * BP;
+    const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
+    const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
     at::parallel_for(0, B, rows_per_task(GH), [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
         const T* x = xg + b * GH;
         if (ln_hh_p) {
-          T* normed = phn + b * GH;
-          phr[b] = layer_norm_row(a, normed, GH);
+          T* normed = hn_p + (t * B + b) * GH;
+          hr_p[t * B + b] = layer_norm_row(a, normed, GH);
           for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
         } else {
           for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
@@ -222,22 +295,22 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
                                                              pcn + r);
         const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
         if (ln_cw_p) {
-          pcr[b] = layer_norm_row(pcn + r, pcnm + r, H);
-          for (int64_t j = 0; j < H; ++j) ptc[r + j] = pcnm[r + j] * ln_cw_p[j] + ln_cb_p[j];
+          T* normed = cnm_p + t * BH + r;
+          cr_p[t * B + b] = layer_norm_row(pcn + r, normed, H);
+          for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
           c_hat = ptc + r;
         }
         output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
-        if (!project) {  // h_t = m + k (h_prev - m)
+        if (!projection) {  // h_t = m + k (h_prev - m)
           T* h = out + b * P;
-          const T *mr = pm + r, *hp = h_prev_p + b * P, *k = kh + b * P;
+          const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
           for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
         }
       }
     });
-    if (project) {
-      Tensor out_t = output[t];
-      at::mm_out(out_t, m[t], w_hr->t());  // (B, P) h̃ = W_hr m
-      if (keep_h_p) out_t.add_(keep_h->select(0, t) * (h_prev - out_t));
+    if (projection) {
+      (*projection)(pm, out);  // (B, P) h̃ = W_hr m
+      for (int64_t k = 0; k < BP; ++k) out[k] += kh[k] * (h_prev[k] - out[k]);
     }
   }
   Tensor h_T = output[steps - 1].clone();
@@ -257,62 +330,72 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   const Tensor hh_normed = cache[9].value_or(Tensor()), hh_rstd = cache[10].value_or(Tensor());
   const Tensor c_normed = cache[11].value_or(Tensor()), c_rstd = cache[12].value_or(Tensor());
   const int64_t steps = d_output.size(0), B = d_output.size(1), P = d_output.size(2), H = c_prev.size(2);
-  const int64_t GH = w_hh.size(0);
-  const bool coupled = GH == 3 * H, project = w_hr.has_value();
+  const int64_t GH = w_hh.size(0), BH = B * H, BP = B * P;
+  const bool coupled = GH == 3 * H;
   auto make = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, d_output.options()); };
 
   Tensor da = make({steps, B, GH}), dh_new = make({steps, B, P}), dc_hat = make({steps, B, H});
   Tensor dhh = ln_hh ? make({steps, B, GH}) : da;
   Tensor dh = dh_T.clone(), dc = dc_T.clone();  // dL/dh_t, dL/dc_t carried back through time
-  Tensor dh_total = make({B, P}), dm = project ? make({B, H}) : Tensor();
+  Tensor dh_total = make({B, P}), dm = make({B, H});
 
-  const std::vector<T> zeros(std::max({B * H, B * P, GH}), T(0));
+  const WeightGemm<T> recurrent(w_hh, /*transpose=*/false, B);  // dhh · W_hh
+  std::unique_ptr<WeightGemm<T>> projection;                       // dh̃ · W_hr
+  if (w_hr) projection = std::make_unique<WeightGemm<T>>(*w_hr, /*transpose=*/false, B);
+
+  const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
   const T* w_co_p = data_or_zeros<T>(w_co, zeros);
   const T *ln_hh_p = data_or_null<T>(ln_hh), *ln_cw_p = data_or_null<T>(ln_c_w);
-  const T *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
+  const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
+  const T *dout_p = d_output.data_ptr<T>(), *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>();
+  const T *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>();
+  const T* cp_p = c_prev.data_ptr<T>();
+  const T* cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr;
+  const T* cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
+  const T* hn_p = ln_hh ? hh_normed.data_ptr<T>() : nullptr;
+  const T* hr_p = ln_hh ? hh_rstd.data_ptr<T>() : nullptr;
+  T *da_p = da.data_ptr<T>(), *dhh_p = dhh.data_ptr<T>(), *dhn_p = dh_new.data_ptr<T>();
+  T *dch_p = dc_hat.data_ptr<T>(), *dh_p = dh.data_ptr<T>(), *dc_p = dc.data_ptr<T>();
+  T *dt_p = dh_total.data_ptr<T>(), *dm_p = dm.data_ptr<T>();
 
   for (int64_t t = steps - 1; t >= 0; --t) {
-    at::add_out(dh_total, dh, d_output[t]);  // this step's output share plus what step t+1 sent back
-    const T* kh = keep_h_p ? keep_h_p + t * B * P : zeros.data();
-    const T* kc = keep_c_p ? keep_c_p + t * B * H : zeros.data();
-    T* dhn = dh_new[t].data_ptr<T>();
-    const T* dht = dh_total.data_ptr<T>();
-    for (int64_t k = 0; k < B * P; ++k) dhn[k] = dht[k] * (T(1) - kh[k]);  // h_t = k h_{t-1} + (1 - k) h̃_t
-    if (project) at::mm_out(dm, dh_new[t], *w_hr);  // (B, H)
-    const T* dm_p = project ? dm.data_ptr<T>() : dhn;
-
-    T *dap = da[t].data_ptr<T>(), *dchp = dc_hat[t].data_ptr<T>(), *dcp = dc.data_ptr<T>();
-    T* dhhp = dhh[t].data_ptr<T>();
-    const T *pi = gi[t].data_ptr<T>(), *pf = gf[t].data_ptr<T>(), *pg = gg[t].data_ptr<T>();
-    const T *po = go[t].data_ptr<T>(), *ptc = tanh_c[t].data_ptr<T>(), *pcp = c_prev[t].data_ptr<T>();
-    const T* pcnm = ln_c_w ? c_normed[t].data_ptr<T>() : nullptr;
-    const T* pcr = ln_c_w ? c_rstd[t].data_ptr<T>() : nullptr;
-    const T* phn = ln_hh ? hh_normed[t].data_ptr<T>() : nullptr;
-    const T* phr = ln_hh ? hh_rstd[t].data_ptr<T>() : nullptr;
+    const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
+    const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
+    const T* dout = dout_p + t * BP;
+    T* dhn = dhn_p + t * BP;
+    for (int64_t k = 0; k < BP; ++k) {
+      dt_p[k] = dh_p[k] + dout[k];           // this step's output share plus what step t+1 sent back
+      dhn[k] = dt_p[k] * (T(1) - kh[k]);     // h_t = k h_{t-1} + (1 - k) h̃_t
+    }
+    if (projection) (*projection)(dhn, dm_p);  // (B, H)
+    const T* dmt = projection ? dm_p : dhn;
+    const int64_t s = t * BH;
+    T* dat = da_p + t * B * GH;
+    T* dhht = dhh_p + t * B * GH;
 
     at::parallel_for(0, B, rows_per_task(GH), [&](int64_t b0, int64_t b1) {
       std::vector<T> dcn(H);  // dL/dc̃ through the hidden path
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = b * H;
-        const T *dmr = dm_p + r, *o = po + r, *tc = ptc + r;
-        T* dch = dchp + r;
+        const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
+        T* dch = dch_p + s + r;
         for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
         for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
-        if (ln_cw_p) layer_norm_backward_row(dcn.data(), pcnm + r, pcr[b], H);
-        T* a = dap + b * GH;
+        if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
+        T* a = dat + b * GH;
         (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
-            dmr, dcn.data(), pi + r, pf + r, pg + r, o, tc, pcp + r, w_ci_p, w_cf_p, w_co_p, kc + r, H, a, dcp + r);
+            dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
+            kc + r, H, a, dc_p + r);
         if (ln_hh_p) {
-          T* d = dhhp + b * GH;
+          T* d = dhht + b * GH;
           for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
-          layer_norm_backward_row(d, phn + b * GH, phr[b], GH);
+          layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
         }
       }
     });
-    at::mm_out(dh, dhh[t], w_hh);  // (B, P) back through W_hh
-    if (mask) dh.mul_(*mask);
-    if (keep_h_p) dh.add_(dh_total * keep_h->select(0, t));
+    recurrent(dhht, dh_p);  // (B, P) back through W_hh
+    for (int64_t k = 0; k < BP; ++k) dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + dt_p[k] * kh[k];
   }
   return {dh, dc, da, dhh, dh_new, dc_hat};
 }
