@@ -7,9 +7,9 @@ import sys
 
 from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
-from lstmkit.tasks import charlm, demo
+from lstmkit.tasks import charlm, demo, forecast
 
-TASKS = [demo, charlm]  # modules with add_commands(commands); each command sets run=function(args)
+TASKS = [demo, charlm, forecast]  # modules with add_commands(commands); each command sets run=function(args)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -29,7 +29,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for task in TASKS:
         task.add_commands(commands)
+    build = commands.add_parser(
+        "build",
+        help="build the compiled CPU kernel now (else it is built on first use)",
+        description="Build the compiled CPU backend ahead of time and say which backends are available.",
+    )
+    build.set_defaults(run=build_kernel)
     return parser
+
+
+def build_kernel(args: argparse.Namespace) -> None:
+    """`lstmkit build`: compile (or find cached) the CPU kernel, then list the backends."""
+    from lstmkit.backend import available
+    from lstmkit.backend.cpu import kernel
+
+    print("Building the compiled CPU kernel (about a minute the first time, cached after)...", flush=True)
+    module = kernel()
+    if module is None:
+        print(
+            "lstmkit build: the CPU kernel could not be built (see the warning above); 'bptt' serves",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
+    print(f"Built: {module.__file__}\nBackends available, best first: {', '.join(available())}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -45,5 +46,111 @@ def plot_loss_curve(history: dict[str, list], path: Path, title: str, loss_name:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+FORECAST_STYLES = {  # name -> (legend text, matplotlib style)
+    "LSTM": ("LSTM", {"color": "tab:blue", "linewidth": 1.8}),
+    "naive": ("naive: last value", {"color": "tab:gray", "linestyle": "--", "linewidth": 1.1}),
+    "seasonal_naive": (
+        "seasonal naive: one season before",
+        {"color": "tab:orange", "linestyle": ":", "linewidth": 1.4},
+    ),
+}
+
+
+def _forecast_paths(times, values, origins, forecast, horizon):
+    """Forecasts from every H-th origin (the last one included) as one line broken by NaN; each path
+    starts at its origin's observed value. With H = 1: the one-step forecasts joined up."""
+    if horizon == 1:
+        return times[origins + 1], forecast[:, 0]
+    xs, ys = [], []
+    for row in range(len(origins) - 1, -1, -horizon):
+        t = origins[row]
+        xs += [*times[t : t + horizon + 1], times[t]]  # the repeated x goes with the NaN break
+        ys += [values[t], *forecast[row], np.nan]
+    return np.array(xs), np.array(ys)
+
+
+def _draw_forecasts(ax, times, values, origins, forecasts, maes, start, value_label):
+    """Actual values from ``start`` on, the test part shaded, each forecaster's paths from there."""
+    test_start = max(origins[0] + 1, start)
+    ax.axvspan(times[test_start], times[-1], color="tab:green", alpha=0.06, label="test part")
+    ax.plot(times[start:], values[start:], color="black", linewidth=1.2, label=f"actual {value_label}")
+    keep = origins >= start
+    horizon = next(iter(forecasts.values())).shape[1]
+    for name, forecast in forecasts.items():
+        text, style = FORECAST_STYLES.get(name, (name, {}))
+        x, y = _forecast_paths(times, values, origins[keep], forecast[keep], horizon)
+        ax.plot(x, y, label=f"{text} (test MAE {maes[name]:.3g})", **style)
+    ax.set_xlim(times[start], times[-1])
+    ax.grid(alpha=0.3)
+
+
+def _draw_errors_by_step(ax, values, origins, forecasts, value_label, step_name):
+    """MAE at each number of steps ahead, 1..H, over all origins of the test part."""
+    horizon = next(iter(forecasts.values())).shape[1]
+    actual = values[origins[:, None] + np.arange(1, horizon + 1)]  # (O, H)
+    steps = np.arange(1, horizon + 1)
+    for name, forecast in forecasts.items():
+        text, style = FORECAST_STYLES.get(name, (name, {}))
+        ax.plot(steps, np.abs(forecast - actual).mean(axis=0), marker="o", markersize=3, label=text, **style)
+    ax.set_xlabel(f"{step_name}s ahead")
+    ax.set_ylabel(f"mean absolute error ({value_label})")
+    ax.set_title("error by steps ahead, over every forecast origin of the test part")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+
+
+def plot_forecast(
+    path: Path,
+    times: np.ndarray,
+    values: np.ndarray,
+    origins: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    maes: dict[str, float],
+    context: int,
+    time_label: str,
+    value_label: str,
+    title: str,
+    step_name: str = "step",
+) -> None:
+    """Forecasts against the actual values on the test part, with ``context`` steps before it.
+
+    times, values: (N,) the whole series (datetime64 or step numbers); origins: (O,) the forecast origins
+    (last observed step); forecasts: name -> (O, H) values for origin + 1..H; maes: name -> test MAE;
+    step_name: what a step is ("month", "day"), for the labels.
+    A long test part is shown whole with the first forecaster only, then its last steps enlarged with all;
+    with H > 1 a last panel shows the error by steps ahead.
+    """
+    if np.issubdtype(times.dtype, np.datetime64):
+        times = times.astype("datetime64[s]")
+    horizon = next(iter(forecasts.values())).shape[1]
+    zoom = max(8 * horizon, 60)
+    long_test = len(values) - origins[0] - 1 > 2 * zoom
+    panels = 1 + long_test + (horizon > 1)
+    fig, axes = plt.subplots(panels, 1, figsize=(11, 1 + 3.6 * panels), dpi=110, squeeze=False)
+    axes = list(axes[:, 0])
+    how = (
+        f"each forecast made from the actual values up to the {step_name} before"
+        if horizon == 1
+        else f"{horizon}-{step_name} paths from every {horizon}th {step_name}, each from its last known value"
+    )
+    first = dict(list(forecasts.items())[:1]) if long_test else forecasts
+    _draw_forecasts(
+        axes[0], times, values, origins, first, maes, max(0, origins[0] + 1 - context), value_label
+    )
+    axes[0].set_title(f"{title}\n{how}" + (" (the whole test part)" if long_test else ""))
+    if long_test:
+        _draw_forecasts(axes[1], times, values, origins, forecasts, maes, len(values) - zoom, value_label)
+        axes[1].set_title(f"the last {zoom} {step_name}s, enlarged")
+    for ax in axes[: 1 + long_test]:
+        ax.set_xlabel(time_label)
+        ax.set_ylabel(value_label)
+        ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    if horizon > 1:
+        _draw_errors_by_step(axes[-1], values, origins, forecasts, value_label, step_name)
     fig.tight_layout()
     save_figure(fig, path)
