@@ -47,7 +47,8 @@ def test_train_writes_the_model_and_a_report_that_learned(trained):
     uniform = math.log(len(json.loads((trained / "config.json").read_text())["chars"]) + 1)
     assert metrics["val_loss"] < uniform - 0.5  # two epochs on 36,000 characters already beat guessing
     assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
-    assert metrics["steps"] == 2 * 141 and metrics["stopped"] == "trained 2 epochs"  # 35,999 // 8 // 32 + 1
+    training = metrics["training"]
+    assert training["steps"] == 2 * 141 and training["stopped"] == "trained 2 epochs"  # 35,999 // 8 // 32 + 1
     assert (trained / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -72,7 +73,7 @@ def test_resume_continues_to_the_new_epoch_count(corpus, tmp_path):
     assert main(["charlm", "train", str(corpus), "--out", str(out), *SMALL, "--epochs", "1"]) == 0
     assert main(["charlm", "train", str(corpus), "--out", str(out), *SMALL, "--epochs", "2", "--resume"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 2 * 141
+    assert metrics["training"]["steps"] == 2 * 141
 
 
 @pytest.mark.parametrize(

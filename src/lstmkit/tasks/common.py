@@ -101,18 +101,23 @@ def write_report(
     from lstmkit.inspect.plots import plot_loss_curve  # matplotlib only when a report is written
 
     save_model(out_dir, model, {"task": task, "lstmkit_version": __version__, **model_config})
-    record = {
-        **metrics,
+    run = {
         "task": task,
         "seed": config.seed,
         "world_size": 1,
         "wall_time_s": round(time.monotonic() - started, 1),
-        "steps": state.step,
-        "best_step": state.best_step,
-        "stopped": state.stopped,
         "lstmkit_version": __version__,
-        "train_config": asdict(config),
+        "training": {
+            "steps": state.step,
+            "best_step": state.best_step,
+            "stopped": state.stopped,
+            "config": asdict(config),
+        },
     }
+    clash = sorted(set(metrics) & set(run))
+    if clash:
+        raise ValueError(f"task metrics may not use the report's own keys: {', '.join(clash)}")
+    record = {**metrics, **run}
     write_atomic(out_dir / METRICS_FILE, json.dumps(record, indent=2) + "\n")
     plot_loss_curve(state.history, out_dir / LOSS_CURVE_FILE, f"lstmkit {task}: training curve", loss_name)
     return record

@@ -81,7 +81,11 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """``Trainer(job, config, out_dir).fit(resume)`` trains ``job.model``, leaving its best weights in it."""
+    """``Trainer(job, config, out_dir).fit(resume)`` trains ``job.model``, leaving its best weights in it.
+
+    ``fit`` seeds torch and Python's random with ``config.seed`` when training starts (a resumed run restores
+    the saved random state instead); a task seeds before it builds its model, for the same initial weights.
+    """
 
     def __init__(self, job: Job, config: TrainConfig, out_dir: Path, unit: str = "items") -> None:
         self.job, self.config, self.out_dir, self.unit = job, config, Path(out_dir), unit
