@@ -24,7 +24,6 @@
 // All tensors contiguous, float32 or float64, on the CPU.
 
 #include <torch/extension.h>
-#include <ATen/Parallel.h>
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -57,9 +56,6 @@ template <typename T>
 const T* data_or_zeros(const OptTensor& t, const std::vector<T>& zeros) {
   return t.has_value() ? t->data_ptr<T>() : zeros.data();
 }
-
-// Rows per parallel task: enough elementwise work (about 16k values) to pay for waking threads.
-inline int64_t rows_per_task(int64_t row_size) { return std::max<int64_t>(1, 16384 / row_size); }
 
 // ---- the per-step matrix products ---------------------------------------------------------------------
 
@@ -279,35 +275,35 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
     const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
     const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
-    at::parallel_for(0, B, rows_per_task(GH), [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
-        const T* x = xg + b * GH;
-        if (ln_hh_p) {
-          T* normed = hn_p + (t * B + b) * GH;
-          hr_p[t * B + b] = layer_norm_row(a, normed, GH);
-          for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
-        } else {
-          for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
-        }
-        const int64_t r = b * H;
-        (coupled ? gates_row<T, true> : gates_row<T, false>)(a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r,
-                                                             pcn + r);
-        const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
-        if (ln_cw_p) {
-          T* normed = cnm_p + t * BH + r;
-          cr_p[t * B + b] = layer_norm_row(pcn + r, normed, H);
-          for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
-          c_hat = ptc + r;
-        }
-        output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
-        if (!projection) {  // h_t = m + k (h_prev - m)
-          T* h = out + b * P;
-          const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
-          for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
-        }
+    // The rows run on this thread: the GEMM above is where the threads help; a parallel region per step
+    // would wait at its barrier for a descheduled thread whenever the machine is busy.
+    for (int64_t b = 0; b < B; ++b) {
+      T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
+      const T* x = xg + b * GH;
+      if (ln_hh_p) {
+        T* normed = hn_p + (t * B + b) * GH;
+        hr_p[t * B + b] = layer_norm_row(a, normed, GH);
+        for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
+      } else {
+        for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
       }
-    });
+      const int64_t r = b * H;
+      (coupled ? gates_row<T, true> : gates_row<T, false>)(a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r,
+                                                           pcn + r);
+      const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
+      if (ln_cw_p) {
+        T* normed = cnm_p + t * BH + r;
+        cr_p[t * B + b] = layer_norm_row(pcn + r, normed, H);
+        for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
+        c_hat = ptc + r;
+      }
+      output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
+      if (!projection) {  // h_t = m + k (h_prev - m)
+        T* h = out + b * P;
+        const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
+        for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
+      }
+    }
     if (projection) {
       (*projection)(pm, out);  // (B, P) h̃ = W_hr m
       for (int64_t k = 0; k < BP; ++k) out[k] += kh[k] * (h_prev[k] - out[k]);
@@ -338,6 +334,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   Tensor dhh = ln_hh ? make({steps, B, GH}) : da;
   Tensor dh = dh_T.clone(), dc = dc_T.clone();  // dL/dh_t, dL/dc_t carried back through time
   Tensor dh_total = make({B, P}), dm = make({B, H});
+  std::vector<T> dcn(H);  // one row's dL/dc̃ through the hidden path
 
   const WeightGemm<T> recurrent(w_hh, /*transpose=*/false, B);  // dhh · W_hh
   std::unique_ptr<WeightGemm<T>> projection;                       // dh̃ · W_hr
@@ -374,26 +371,23 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
     T* dat = da_p + t * B * GH;
     T* dhht = dhh_p + t * B * GH;
 
-    at::parallel_for(0, B, rows_per_task(GH), [&](int64_t b0, int64_t b1) {
-      std::vector<T> dcn(H);  // dL/dc̃ through the hidden path
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t r = b * H;
-        const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
-        T* dch = dch_p + s + r;
-        for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
-        for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
-        if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
-        T* a = dat + b * GH;
-        (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
-            dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
-            kc + r, H, a, dc_p + r);
-        if (ln_hh_p) {
-          T* d = dhht + b * GH;
-          for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
-          layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
-        }
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t r = b * H;
+      const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
+      T* dch = dch_p + s + r;
+      for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
+      for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
+      if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
+      T* a = dat + b * GH;
+      (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
+          dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
+          kc + r, H, a, dc_p + r);
+      if (ln_hh_p) {
+        T* d = dhht + b * GH;
+        for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
+        layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
       }
-    });
+    }
     recurrent(dhht, dh_p);  // (B, P) back through W_hh
     for (int64_t k = 0; k < BP; ++k) dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + dt_p[k] * kh[k];
   }
