@@ -53,8 +53,8 @@ def kernel():
         return None
 
 
-def _compiled(*tensors: Tensor) -> bool:
-    x = tensors[0]
+def _compiled(x: Tensor) -> bool:
+    """Whether the kernel takes this tensor: float32 or float64 on the CPU, and the kernel built."""
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernel() is not None
 
 
