@@ -204,7 +204,7 @@ def add_commands(commands) -> None:
     )
     p.add_argument("text", type=Path, metavar="TEXT", help="the training text, UTF-8")
     model = p.add_argument_group("model")
-    model.add_argument("--hidden-size", type=_positive_int, default=512, help="units per LSTM layer")
+    model.add_argument("--hidden-size", type=_positive_int, default=256, help="units per LSTM layer")
     model.add_argument("--layers", type=_positive_int, default=2, help="stacked LSTM layers")
     model.add_argument("--embed-size", type=_positive_int, default=64, help="character embedding size")
     model.add_argument("--dropout", type=_nonnegative_float, default=0.1, help="dropout between LSTM layers")
