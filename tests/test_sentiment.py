@@ -1,0 +1,176 @@
+"""`lstmkit sentiment train` and `predict` end to end on slices of rt-polarity, and their bad-input cases."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lstmkit.cli import main
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY = ["--embed-size", "16", "--hidden-size", "16", "--epochs", "2", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def rt_slice(tmp_path_factory):
+    """The first 150 lines of each rt-polarity file, bytes unchanged (cp1252)."""
+    if not DATA.is_dir():
+        pytest.skip(f"the shared data directory {DATA} is absent")
+    folder = tmp_path_factory.mktemp("rt")
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        lines = (DATA / "rt-polarity" / name).read_bytes().split(b"\n")[:150]
+        (folder / name).write_bytes(b"\n".join(lines) + b"\n")
+    return folder / "rt-polarity.pos", folder / "rt-polarity.neg"
+
+
+def one_line_error(capsys) -> str:
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    return error
+
+
+def test_train_with_held_out_split_then_predict(rt_slice, tmp_path, capsys):
+    pos, neg = rt_slice
+    out = tmp_path / "mr"
+    args = [
+        "sentiment",
+        "train",
+        "--pos",
+        str(pos),
+        "--neg",
+        str(neg),
+        "--encoding",
+        "cp1252",
+        "--out",
+        str(out),
+    ]
+    assert main(args + TINY) == 0
+    assert {"model.safetensors", "config.json", "metrics.json", "loss_curve.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "sentiment" and 0 <= metrics["accuracy"] <= 1
+    assert metrics["test_size"] == 30 and metrics["train_size"] + metrics["validation_size"] == 270
+    assert set(metrics["per_class"]) == {"neg", "pos"}
+    for scores in metrics["per_class"].values():
+        assert all(0 <= scores[key] <= 1 for key in ("precision", "recall", "f1")) and scores["support"] == 15
+    counts = metrics["confusion_matrix"]["counts"]
+    assert sum(map(sum, counts)) == 30 and [sum(row) for row in counts] == [15, 15]
+    assert metrics["accuracy"] == pytest.approx((counts[0][0] + counts[1][1]) / 30)
+    capsys.readouterr()
+
+    texts = ["a gorgeous , witty film", "dull and far too long"]
+    assert main(["sentiment", "predict", str(out), *texts]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[2] for line in lines] == texts
+    for line in lines:
+        label, probability, _ = line.split("\t")
+        assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1
+
+    listed = tmp_path / "texts.txt"
+    listed.write_text("one fine film\n\nanother one\n", encoding="utf-8")
+    assert main(["sentiment", "predict", str(out), "--file", str(listed)]) == 0
+    assert [line.split("\t")[2] for line in capsys.readouterr().out.strip().splitlines()] == [
+        "one fine film",
+        "another one",
+    ]
+
+
+def test_vocabulary_comes_from_the_training_split_only(tmp_path):
+    # each text has a word of its own, so a vocabulary built on all texts would hold all 60 of them
+    rows = [f"{'good' if i % 2 else 'bad'} film uniqueword{i},{'pos' if i % 2 else 'neg'}" for i in range(60)]
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert main(["sentiment", "train", str(table), "--out", str(out), *TINY]) == 0
+    vocab = json.loads((out / "config.json").read_text())["vocab"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    unique = [word for word in vocab if word.startswith("uniqueword")]
+    assert len(unique) == metrics["train_size"] < 60 - metrics["test_size"]
+    assert {"good", "bad", "film"} <= set(vocab)
+
+
+def test_folds_report_the_mean_and_each_fold_and_resume_skips_finished_folds(rt_slice, tmp_path, capsys):
+    pos, neg = rt_slice
+    out = tmp_path / "cv"
+    args = [
+        "sentiment",
+        "train",
+        str(pos),
+        str(neg),
+        "--encoding",
+        "cp1252",
+        "--folds",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(args + TINY + ["--epochs", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["fold_accuracies"]) == 3 and metrics["folds"] == 3
+    assert metrics["accuracy"] == pytest.approx(sum(metrics["fold_accuracies"]) / 3)
+    assert sum(map(sum, metrics["confusion_matrix"]["counts"])) == 300  # every text tested once
+    assert sorted(metrics["per_class"]) == ["neg", "pos"]
+    for fold in (1, 2, 3):
+        fold_metrics = json.loads((out / f"fold-0{fold}" / "metrics.json").read_text())
+        assert fold_metrics["accuracy"] == metrics["fold_accuracies"][fold - 1]
+        assert fold_metrics["test_size"] == 100
+    chosen = out / f"fold-0{metrics['model_from_fold']}"
+    assert (out / "model.safetensors").read_bytes() == (chosen / "model.safetensors").read_bytes()
+    capsys.readouterr()
+
+    assert main(args + TINY + ["--epochs", "1", "--resume"]) == 0
+    assert "training" not in capsys.readouterr().err  # every fold was done: nothing trained again
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["fold_accuracies"] == metrics["fold_accuracies"]
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+
+
+def test_undecodable_file_is_one_line_naming_line_and_encoding(rt_slice, tmp_path, capsys):
+    pos, neg = rt_slice
+    assert (
+        main(["sentiment", "train", "--pos", str(pos), "--neg", str(neg), "--out", str(tmp_path / "x")]) == 2
+    )
+    error = one_line_error(capsys)
+    assert "rt-polarity." in error and "line " in error and "--encoding cp1252" in error
+    assert not (tmp_path / "x").exists()  # nothing written before the data is read
+
+
+@pytest.mark.parametrize(
+    "files,extra,message",
+    [
+        ({"a.csv": None}, [], r"a.csv: no such file"),
+        ({"a.csv": b""}, [], r"a.csv: the file is empty"),
+        (
+            {"a.csv": b"text,label\nnice,pos\nbad,neg\n"},
+            ["--text-column", "review"],
+            r"no column 'review'.*'text', 'label'",
+        ),
+        ({"a.csv": b"text,label\nnice,pos\ngood,pos\n"}, [], r"only the class 'pos'"),
+        ({"a.csv": b"text,label\nnice,pos\nbad,neg,worse\n"}, [], r"line 3 has 3 fields, line 1 has 2"),
+        (
+            {"good.txt": b"fine\n", "bad.txt": b"ok\n\xff\n"},
+            [],
+            r"bad.txt: line 2, byte 1: 0xff is not UTF-8",
+        ),
+    ],
+)
+def test_bad_training_input_is_one_line_and_exit_2(tmp_path, capsys, files, extra, message):
+    for name, content in files.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+    paths = [str(tmp_path / name) for name in files]
+    assert main(["sentiment", "train", *paths, "--out", str(tmp_path / "out"), *extra]) == 2
+    assert re.search(message, one_line_error(capsys))
+
+
+def test_predict_with_another_tasks_model_is_one_line_and_exit_2(tmp_path, capsys):
+    other = tmp_path / "ecg"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"task": "classify"}))
+    assert main(["sentiment", "predict", str(other), "some text"]) == 2
+    error = one_line_error(capsys)
+    assert "holds a 'classify' model, not a 'sentiment' one" in error
