@@ -40,7 +40,8 @@ def task_commands(seconds: float, out: Path) -> dict[str, list[str]]:
         ],
         "sentiment": [
             "sentiment", "train", "--pos", str(DATA / "rt-polarity/rt-polarity.pos"),
-            "--neg", str(DATA / "rt-polarity/rt-polarity.neg"), "--out", str(out / "sentiment"), *common,
+            "--neg", str(DATA / "rt-polarity/rt-polarity.neg"), "--encoding", "cp1252",
+            "--out", str(out / "sentiment"), *common,
         ],
         "classify": [
             "classify", "train", str(DATA / "ucr-ecg200/ECG200_TRAIN.txt"),
