@@ -19,7 +19,13 @@ import torch.nn.functional as F
 from lstmkit.data.text import BPTTBatcher, CharVocab, read_text, split_train_val
 from lstmkit.errors import InputError
 from lstmkit.models.charlm import CharLM
-from lstmkit.tasks.common import add_training_arguments, prepare_out_dir, train_config, write_report
+from lstmkit.tasks.common import (
+    add_training_arguments,
+    positive_int,
+    prepare_out_dir,
+    train_config,
+    write_report,
+)
 from lstmkit.train.checkpoint import load_model
 from lstmkit.train.loop import TrainConfig, Trainer
 
@@ -182,12 +188,6 @@ def _nonnegative_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def add_commands(commands) -> None:
     """Register `lstmkit charlm train|sample|eval`."""
     charlm = commands.add_parser(
@@ -204,15 +204,15 @@ def add_commands(commands) -> None:
     )
     p.add_argument("text", type=Path, metavar="TEXT", help="the training text, UTF-8")
     model = p.add_argument_group("model")
-    model.add_argument("--hidden-size", type=_positive_int, default=256, help="units per LSTM layer")
-    model.add_argument("--layers", type=_positive_int, default=2, help="stacked LSTM layers")
-    model.add_argument("--embed-size", type=_positive_int, default=64, help="character embedding size")
+    model.add_argument("--hidden-size", type=positive_int, default=256, help="units per LSTM layer")
+    model.add_argument("--layers", type=positive_int, default=2, help="stacked LSTM layers")
+    model.add_argument("--embed-size", type=positive_int, default=64, help="character embedding size")
     model.add_argument("--dropout", type=_nonnegative_float, default=0.1, help="dropout between LSTM layers")
     model.add_argument(
-        "--seq-len", type=_positive_int, default=100, help="truncated-BPTT window in characters"
+        "--seq-len", type=positive_int, default=100, help="truncated-BPTT window in characters"
     )
     model.add_argument(
-        "--batch-size", type=_positive_int, default=32, help="text streams trained side by side"
+        "--batch-size", type=positive_int, default=32, help="text streams trained side by side"
     )
     add_training_arguments(p, DEFAULTS)
     p.set_defaults(run=train)
@@ -224,7 +224,7 @@ def add_commands(commands) -> None:
     )
     p.add_argument("model_dir", type=Path, metavar="DIR", help="the --out directory of 'charlm train'")
     p.add_argument("--prompt", default="\n", help="text to start from")
-    p.add_argument("--length", type=_positive_int, default=500, help="characters to generate")
+    p.add_argument("--length", type=positive_int, default=500, help="characters to generate")
     p.add_argument(
         "--temperature",
         type=_nonnegative_float,

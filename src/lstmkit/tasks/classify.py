@@ -28,7 +28,13 @@ from lstmkit.models.classifier import (
     SequenceClassifier,
     predict_logits,
 )
-from lstmkit.tasks.common import add_training_arguments, prepare_out_dir, train_config, write_report
+from lstmkit.tasks.common import (
+    add_training_arguments,
+    positive_int,
+    prepare_out_dir,
+    train_config,
+    write_report,
+)
 from lstmkit.train.checkpoint import load_model
 from lstmkit.train.loop import LoopState, TrainConfig, Trainer
 from lstmkit.train.metrics import accuracy, per_class_scores
@@ -133,12 +139,6 @@ def add_commands(commands) -> None:
     )
     predict.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")
     predict.set_defaults(run=run_predict)
-
-
-def positive_int(text: str) -> int:
-    if not (text.isdigit() and int(text) > 0):
-        raise argparse.ArgumentTypeError(f"must be a whole number > 0, got {text!r}")
-    return int(text)
 
 
 def fraction(text: str) -> float:

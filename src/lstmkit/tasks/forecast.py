@@ -36,7 +36,13 @@ from lstmkit.models.forecaster import (
     naive_forecast,
     seasonal_naive_forecast,
 )
-from lstmkit.tasks.common import add_training_arguments, prepare_out_dir, train_config, write_report
+from lstmkit.tasks.common import (
+    add_training_arguments,
+    positive_int,
+    prepare_out_dir,
+    train_config,
+    write_report,
+)
 from lstmkit.train.checkpoint import load_model
 from lstmkit.train.loop import TrainConfig, Trainer
 from lstmkit.train.metrics import mae, mase, rmse
@@ -363,12 +369,6 @@ def write_forecast_csv(args: argparse.Namespace, series: Series, forecast: np.nd
 
 
 # ---- command line --------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return int(text)
-
-
 def parse_test_size(text: str) -> float:
     """A fraction of the series (0 < f < 1) or a count of steps (a whole number >= 1)."""
     if text.isdigit() and int(text) >= 1:

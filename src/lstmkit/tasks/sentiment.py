@@ -31,13 +31,13 @@ from lstmkit.tasks.classify import (
     delimiter_option,
     load_classifier,
     model_options,
-    positive_int,
     print_summary,
     train_and_test,
 )
 from lstmkit.tasks.common import (
     METRICS_FILE,
     add_training_arguments,
+    positive_int,
     prepare_out_dir,
     train_config,
     write_report,
@@ -169,7 +169,7 @@ def read_data(args: argparse.Namespace) -> LabelledTexts:
             "no data: give a CSV/TSV file, a folder, one text file per class, or --pos F --neg F"
         )
     if len(args.data) > 1:
-        return read_class_files(dict(zip(class_names_for(args.data), args.data)), args.encoding)
+        return read_class_files(dict(sorted(zip(class_names_for(args.data), args.data))), args.encoding)
     if args.data[0].is_dir():
         return read_folder(args.data[0], args.encoding)
     columns = args.text_column, args.label_column
