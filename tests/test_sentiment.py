@@ -112,7 +112,9 @@ def test_folds_report_the_mean_and_each_fold_and_resume_skips_finished_folds(rt_
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["fold_accuracies"]) == 3 and metrics["folds"] == 3
     assert metrics["accuracy"] == pytest.approx(sum(metrics["fold_accuracies"]) / 3)
-    assert sum(map(sum, metrics["confusion_matrix"]["counts"])) == 300  # every text tested once
+    counts = metrics["confusion_matrix"]["counts"]
+    assert sum(map(sum, counts)) == 300  # every text tested once
+    assert metrics["pooled_accuracy"] == pytest.approx((counts[0][0] + counts[1][1]) / 300)
     assert sorted(metrics["per_class"]) == ["neg", "pos"]
     for fold in (1, 2, 3):
         fold_metrics = json.loads((out / f"fold-0{fold}" / "metrics.json").read_text())

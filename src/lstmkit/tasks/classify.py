@@ -260,8 +260,9 @@ def load_classifier(model_dir: Path, task: str) -> tuple[SequenceClassifier, dic
     return model.eval(), config
 
 
-def print_summary(record: dict[str, Any], out_dir: Path, what: str) -> None:
-    print(f"accuracy {record['accuracy']:.4f} on {record['test_size']} {what}")
+def print_summary(headline: str, record: dict[str, Any], out_dir: Path) -> None:
+    """HEADLINE, the per-class scores of RECORD as a table, and where the files are."""
+    print(headline)
     print(f"  {'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for name, scores in record["per_class"].items():
         print(
@@ -330,7 +331,8 @@ def run_train(args: argparse.Namespace) -> None:
         f"({args.test if args.test is not None else 'held out'})"
     )
     outcome = train_and_test(TASK, job, test_examples, config, out_dir, saved, args.resume)
-    print_summary(outcome.record, out_dir, "test series")
+    record = outcome.record
+    print_summary(f"accuracy {record['accuracy']:.4f} on {record['test_size']} test series", record, out_dir)
 
 
 def label_ids(series: LabelledSeries, names: list[str], path: Path) -> list[int]:

@@ -187,8 +187,9 @@ def run_train(args: argparse.Namespace) -> None:
         run_folds(data, args, out_dir)
     else:
         rest, test_index = stratified_split(data.labels, TEST_FRACTION, args.seed)
-        outcome = train_split(data, rest, test_index, args, out_dir, args.resume)
-        print_summary(outcome.record, out_dir, "held-out test texts")
+        record = train_split(data, rest, test_index, args, out_dir, args.resume).record
+        headline = f"accuracy {record['accuracy']:.4f} on {record['test_size']} held-out test texts"
+        print_summary(headline, record, out_dir)
 
 
 def train_split(
@@ -229,9 +230,8 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
         if args.resume and (fold_dir / METRICS_FILE).is_file():
             outcome = finished_fold(fold_dir, data, test_index)
         else:
-            outcome = train_split(
-                data, rest, test_index, args, fold_dir, args.resume and has_checkpoint(fold_dir)
-            )
+            resume = args.resume and (fold_dir / STATE_FILE).is_file()
+            outcome = train_split(data, rest, test_index, args, fold_dir, resume)
         outcomes.append(outcome)
         accuracy = outcome.record["accuracy"]
         print(f"fold {number}/{args.folds}: accuracy {accuracy:.4f} on {len(test_index)} texts")
@@ -240,8 +240,10 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
         predicted[test_index] = outcome.predicted
     fold_accuracies = [outcome.record["accuracy"] for outcome in outcomes]
     chosen = min(range(len(outcomes)), key=lambda k: outcomes[k].state.best)
+    pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
     metrics = {
-        **classification_metrics(predicted, torch.tensor(data.labels), data.class_names),
+        **pooled,
+        "pooled_accuracy": pooled["accuracy"],
         "accuracy": statistics.mean(fold_accuracies),
         "accuracy_std": statistics.stdev(fold_accuracies),
         "fold_accuracies": fold_accuracies,
@@ -264,11 +266,9 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
         f"{args.folds}-fold cross-validation: mean accuracy {record['accuracy']:.4f} "
         f"(standard deviation {record['accuracy_std']:.4f}); {out_dir} holds fold {chosen + 1}'s model"
     )
-    print_summary(record, out_dir, "texts, every fold's test predictions pooled")
-
-
-def has_checkpoint(fold_dir: Path) -> bool:
-    return (fold_dir / STATE_FILE).is_file()
+    pooled_accuracy = record["pooled_accuracy"]
+    headline = f"all folds' test predictions pooled: accuracy {pooled_accuracy:.4f} on {len(predicted)} texts"
+    print_summary(headline, record, out_dir)
 
 
 def finished_fold(fold_dir: Path, data: LabelledTexts, test_index: list[int]) -> Outcome:
