@@ -9,7 +9,7 @@ from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
 from lstmkit.tasks import charlm, classify, demo, forecast, inspect, sentiment
 
-TASKS = [demo, charlm, forecast, sentiment, classify, inspect]  # modules with add_commands(commands), see demo.py
+TASKS = [demo, charlm, forecast, sentiment, classify, inspect]  # each has add_commands(commands), see demo.py
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
