@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit import LSTM
+from lstmkit.trace import GateTrace
 
 POOLINGS = {
     "last": "the final states: the forward direction's last valid step, the backward direction's first",
@@ -88,6 +89,11 @@ class SequenceClassifier(nn.Module):
         else:
             features = output.sum(dim=1) / lengths[:, None].to(output.dtype)  # (B, D*H)
         return self.head(self.dropout(features))
+
+    def gate_trace(self, inputs: Tensor) -> GateTrace:
+        """The LSTM's gates for one sequence, (T,) ids or (T, F) values: each field (L*D, T, H)."""
+        x = self.dropout(self.embed(inputs)) if self.embed is not None else inputs  # (T, E) or (T, F)
+        return self.lstm(x, return_trace=True)[2]
 
     @staticmethod
     def loss(logits: Tensor, labels: Tensor) -> Tensor:

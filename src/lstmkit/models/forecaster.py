@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lstmkit import LSTM
 from lstmkit.data.timeseries import Series
+from lstmkit.trace import GateTrace
 
 HARMONICS = 2  # sin/cos pairs describing the position in a season, when the season is an input
 
@@ -161,6 +162,10 @@ class Forecaster(nn.Module):
         """windows: (B, W, C) -> outputs at every step (B, W, H)."""
         hidden, _ = self.lstm(windows)  # (B, W, hidden)
         return self.head(hidden)
+
+    def gate_trace(self, window: Tensor) -> GateTrace:
+        """The LSTM's gates for one window (W, C): each field (num_layers, W, hidden)."""
+        return self.lstm(window, return_trace=True)[2]
 
     @torch.no_grad()
     def predict(self, inputs: Tensor, origins: Tensor, window: int, batch_size: int = 1024) -> Tensor:
