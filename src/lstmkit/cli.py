@@ -7,9 +7,10 @@ import sys
 
 from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
-from lstmkit.tasks import charlm, classify, demo, forecast, inspect, sentiment
+from lstmkit.tasks import charlm, classify, demo, forecast, inspect, memory, sentiment
+from lstmkit.train import distributed
 
-TASKS = [demo, charlm, forecast, sentiment, classify, inspect]  # each has add_commands(commands), see demo.py
+TASKS = [demo, charlm, forecast, sentiment, classify, inspect, memory]  # each has add_commands(), see demo.py
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -57,8 +58,10 @@ def build_kernel(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status: 0 done, 1 diverged, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
+    distributed.init()  # under torchrun: join the other processes; otherwise nothing
     try:
-        args.run(args)
+        with distributed.quiet_unless_main():
+            args.run(args)
     except InputError as error:
         print(f"lstmkit {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -68,4 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lstmkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.finish()
     return 0

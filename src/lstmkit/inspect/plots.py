@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -152,5 +153,141 @@ def plot_forecast(
         ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
     if horizon > 1:
         _draw_errors_by_step(axes[-1], values, origins, forecasts, value_label, step_name)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+MEMORY_COLORS = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
+
+
+def _memory_reference_lines(ax, record: dict) -> None:
+    """The memoryless baseline and the solved threshold as horizontal lines."""
+    ax.axhline(
+        record["baseline"],
+        color="gray",
+        linestyle="--",
+        linewidth=1.0,
+        label=f"baseline, {record['baseline_name']} ({record['baseline']:.3g})",
+    )
+    ax.axhline(
+        record["solved_below"],
+        color="black",
+        linestyle=":",
+        linewidth=1.0,
+        label=f"solved below {record['solved_below']:g}",
+    )
+
+
+def _error_floor(record: dict) -> float:
+    """Where an error of 0 is drawn on a log axis: a tenth of the smallest non-zero value shown."""
+    values = [e for r in record["results"] for e in r["history"]["test_error"] if e > 0]
+    return min([record["solved_below"], *values]) / 10
+
+
+def plot_memory_errors(
+    path: Path, record: dict, names: dict[str, str], title: str, length_label: str
+) -> None:
+    """Final test error against lag length, one line per model; filled markers where it was solved."""
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    floor = _error_floor(record)
+    for kind, name in names.items():
+        runs = sorted((r for r in record["results"] if r["model"] == kind), key=lambda r: r["length"])
+        if not runs:
+            continue
+        lengths = [r["length"] for r in runs]
+        errors = [max(r["test_error"], floor) for r in runs]
+        color = MEMORY_COLORS[kind]
+        ax.plot(lengths, errors, color=color, linewidth=1.5, label=name)
+        for r, error in zip(runs, errors):
+            ax.plot(
+                r["length"],
+                error,
+                "o",
+                markersize=8,
+                color=color,
+                markerfacecolor=color if r["solved"] else "white",
+            )
+    _memory_reference_lines(ax, record)
+    ax.plot([], [], "o", color="gray", label="solved")
+    ax.plot([], [], "o", color="gray", markerfacecolor="white", label="not solved in the budget")
+    lengths = sorted({r["length"] for r in record["results"]})
+    if lengths[-1] >= 5 * lengths[0]:
+        ax.set_xscale("log")
+    ax.set_xticks(lengths, [str(n) for n in lengths])
+    ax.minorticks_off()
+    ax.set_yscale("log")
+    ax.set_xlabel(f"lag: {length_label} (steps)")
+    ax.set_ylabel(f"test {record['error_name']} on fresh sequences (log scale)")
+    ax.set_title(f"{title}\nerror at the end of each run (0 drawn at {floor:.1g})", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_memory_curves(path: Path, record: dict, names: dict[str, str], title: str) -> None:
+    """Test error against training time, one panel per lag length, one line per model."""
+    lengths = sorted({r["length"] for r in record["results"]})
+    columns = min(3, len(lengths))
+    rows = math.ceil(len(lengths) / columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.5 * columns + 1, 3.6 * rows + 0.8), dpi=110, squeeze=False, sharey=True
+    )
+    floor = _error_floor(record)
+    for ax, length in zip(axes.flat, lengths):
+        for kind, name in names.items():
+            for r in record["results"]:
+                if r["model"] == kind and r["length"] == length:
+                    minutes = [s / 60 for s in r["history"]["seconds"]]
+                    errors = [max(e, floor) for e in r["history"]["test_error"]]
+                    ax.plot(minutes, errors, color=MEMORY_COLORS[kind], linewidth=1.4, label=name)
+        _memory_reference_lines(ax, record)
+        ax.set_yscale("log")
+        ax.set_title(f"T = {length}", fontsize=10)
+        ax.set_xlabel("training time (minutes)")
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"test {record['error_name']} (log scale)")
+    for ax in list(axes.flat)[len(lengths) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{title}\ntest error during training; a run stops when solved", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_state_gradients(path: Path, gradients: dict, names: dict[str, str], title: str) -> None:
+    """‖dL/dh_t‖ (and ‖dL/dc_t‖) against t, untrained and trained side by side, log scale."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110, sharey=True)
+    for ax, stage in zip(axes, ("untrained", "trained")):
+        for kind, name in names.items():
+            if kind not in gradients:
+                continue
+            measured = gradients[kind][stage]
+            steps = np.arange(1, len(measured["h"]) + 1)
+            color = MEMORY_COLORS[kind]
+            ax.plot(
+                steps,
+                np.maximum(measured["h"], 1e-30),
+                color=color,
+                linewidth=1.5,
+                label=f"{name}: ‖∂L/∂h_t‖",
+            )
+            if measured["c"] is not None:
+                ax.plot(
+                    steps,
+                    np.maximum(measured["c"], 1e-30),
+                    color=color,
+                    linestyle="--",
+                    linewidth=1.5,
+                    label=f"{name}: ‖∂L/∂c_t‖ (cell state)",
+                )
+        ax.set_yscale("log")
+        ax.set_xlabel("time step t (the loss is taken at the end)")
+        ax.set_title(f"{stage}", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("gradient norm, mean over 100 test sequences (log scale)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
