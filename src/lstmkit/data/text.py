@@ -1,34 +1,94 @@
-"""Text for character models: reading, a character vocabulary, and truncated-BPTT batches."""
+"""Text for character models: reading, a character vocabulary, and truncated-BPTT batches.
+
+A corpus is read in chunks (``read_corpus``): one pass finds the distinct characters, a second writes
+one id per character into one array (a byte each for up to 256 distinct characters), so that a 200 MB
+file takes about 200 MB, never the text itself, and the training and validation parts are views of it.
+"""
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lstmkit.errors import InputError
 
 VALIDATION_FRACTION = 0.1
+MAX_VALIDATION = 500_000  # characters at most held out: enough for a steady estimate, quick to score
+CHUNK_BYTES = 1 << 24  # read and decoded at a time
+CODE_POINTS = 0x110000
 
 
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file; raise InputError naming the file (and the first bad byte) otherwise."""
+    return "".join(_chunks(path))
+
+
+def _chunks(path: str | Path) -> Iterator[str]:
+    """The text of a UTF-8 file, CHUNK_BYTES at a time; InputError naming the file, offset and line of
+    the first byte that is not UTF-8 text (or is NUL: binary data, or UTF-16)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file; check the path")
-    data = path.read_bytes()
-    if not data:
-        raise InputError(f"{path}: the file is empty; give a file with text in it")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        bad_byte = data[error.start]
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1  # of the chunk's first byte
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            pending = decoder.getstate()[0]  # bytes of a character split by the last chunk
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                data = pending + chunk
+                at = offset - len(pending) + error.start
+                line = lines + data.count(b"\n", 0, error.start)  # a split character holds no newline
+                raise InputError(
+                    f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {at}) on line {line}; "
+                    "re-save the file as UTF-8"
+                ) from None
+            if "\0" in text:
+                bad = chunk.find(b"\0")
+                line = lines + chunk.count(b"\n", 0, bad)
+                raise InputError(
+                    f"{path}: a NUL byte at offset {offset + bad} on line {line}: binary data or UTF-16, "
+                    "not UTF-8 text; re-save the file as UTF-8"
+                )
+            offset, lines = offset + len(chunk), lines + chunk.count(b"\n")
+            yield text
+    if decoder.getstate()[0]:
         raise InputError(
-            f"{path}: not UTF-8 text (byte 0x{bad_byte:02x} at offset {error.start}); "
+            f"{path}: not UTF-8 text (the file ends inside a character, offset {offset}); "
             "re-save the file as UTF-8"
-        ) from None
+        )
+    if offset == 0:
+        raise InputError(f"{path}: the file is empty; give a file with text in it")
+
+
+def read_corpus(path: str | Path, vocab: CharVocab | None = None) -> tuple[CharVocab, torch.Tensor]:
+    """The vocabulary of a UTF-8 file (built from it, unless given) and its characters as ids, shape (N,):
+    uint8 for up to 256 ids, else int32; the text is read twice in chunks and never held whole."""
+    if vocab is None:
+        counts = np.zeros(CODE_POINTS, dtype=np.int64)
+        for text in _chunks(path):
+            counts += np.bincount(_code_points(text), minlength=CODE_POINTS)
+        vocab = CharVocab("".join(chr(c) for c in np.flatnonzero(counts) if chr(c) != CharVocab.UNKNOWN))
+        size = int(counts.sum())
+    else:
+        size = sum(len(text) for text in _chunks(path))
+    table = np.zeros(CODE_POINTS, dtype=np.uint8 if len(vocab) <= 256 else np.int32)  # code point -> id
+    table[[ord(c) for c in vocab.chars[1:]]] = np.arange(1, len(vocab))
+    ids, start = np.empty(size, dtype=table.dtype), 0
+    for text in _chunks(path):
+        ids[start : start + len(text)] = table[_code_points(text)]
+        start += len(text)
+    return vocab, torch.from_numpy(ids)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
 
 
 def load_bundled_text(name: str = "tinyshakespeare.txt") -> str:
@@ -67,9 +127,10 @@ class CharVocab:
         return "".join(self.chars[index] for index in ids)
 
 
-def split_train_val(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a token stream into training (first 90%) and validation (last 10%) parts."""
-    split = int(len(ids) * (1 - VALIDATION_FRACTION))
+def split_train_val(ids: torch.Tensor, most: int = MAX_VALIDATION) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split a token stream into training and validation parts (views): the last 10%, at most MOST tokens,
+    for validation, the rest before it for training."""
+    split = max(int(len(ids) * (1 - VALIDATION_FRACTION)), len(ids) - most)
     return ids[:split], ids[split:]
 
 

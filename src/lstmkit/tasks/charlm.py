@@ -2,7 +2,9 @@
 
 Embedding -> stacked LSTM -> linear -> softmax over the characters; trained on the first 90% of the file
 with truncated BPTT (the state is carried from one window to the next, gradients stop at the window),
-validated on the last 10%. Loss in nats per character; bits per character = nats / ln 2.
+validated on the last 10% (at most 500,000 characters; the rest trains). Loss in nats per character;
+bits per character = nats / ln 2. The file is read in chunks into one byte per character, so a large
+corpus takes about its own size in memory. Under torchrun, each process trains its share of the streams.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from lstmkit.data.text import BPTTBatcher, CharVocab, read_text, split_train_val
+from lstmkit.data.text import MAX_VALIDATION, BPTTBatcher, CharVocab, read_corpus, split_train_val
 from lstmkit.errors import InputError
 from lstmkit.models.charlm import CharLM
 from lstmkit.tasks.common import (
@@ -26,6 +28,7 @@ from lstmkit.tasks.common import (
     train_config,
     write_report,
 )
+from lstmkit.train import distributed
 from lstmkit.train.checkpoint import load_model
 from lstmkit.train.loop import TrainConfig, Trainer
 
@@ -35,7 +38,8 @@ DEFAULTS = TrainConfig(epochs=50, minutes=10.0, lr=2e-3, schedule="cosine", pati
 
 
 class CharLMJob:
-    """Truncated BPTT over ``batch_size`` contiguous streams of the training text."""
+    """Truncated BPTT over ``batch_size`` contiguous streams of the training text (ids of any integer
+    dtype); the state carried from window to window is saved in checkpoints, for an exact --resume."""
 
     def __init__(self, model: CharLM, train_ids, val_ids, batch_size: int, seq_len: int) -> None:
         self.model, self.val_ids = model, val_ids
@@ -48,27 +52,38 @@ class CharLMJob:
         return list(self.batcher)
 
     def loss(self, batch) -> tuple[torch.Tensor, int]:
-        inputs, targets = batch  # (B, T) each
-        logits, state = self.model(inputs, self.state)  # (B, T, V)
+        inputs, targets = batch  # (B, T) each; under torchrun, this rank's streams
+        logits, state = self.model(inputs.long(), self.state)  # (B, T, V)
         self.state = tuple(s.detach() for s in state)  # carry the values, cut the gradient path
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten()), targets.numel()
+        return F.cross_entropy(logits.flatten(0, 1), targets.long().flatten()), targets.numel()
 
     def validate(self) -> float:
         return mean_loss(self.model, self.val_ids, self.eval_batch, self.seq_len)
 
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {} if self.state is None else {"h": self.state[0], "c": self.state[1]}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.state = (tensors["h"], tensors["c"])  # (L, B, H) each
+
 
 @torch.no_grad()
 def mean_loss(model: CharLM, ids: torch.Tensor, batch_size: int, seq_len: int) -> float:
-    """Mean next-character cross-entropy of ``ids`` in nats/char, the state carried along each stream."""
+    """Mean next-character cross-entropy of ``ids`` in nats/char, the state carried along each stream;
+    under torchrun each rank scores its share of the streams and the sums are added up."""
     was_training = model.training
     model.eval()
     batch_size = max(1, min(batch_size, (len(ids) - 1) // seq_len))
     total, count, state = 0.0, 0, None
     for inputs, targets in BPTTBatcher(ids, batch_size, seq_len):  # (B, T) each
-        logits, state = model(inputs, state)  # (B, T, V)
-        total += F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="sum").item()
+        inputs, targets = distributed.items(inputs), distributed.items(targets)
+        if not len(inputs):
+            break  # more ranks than streams
+        logits, state = model(inputs.long(), state)  # (B, T, V)
+        total += F.cross_entropy(logits.flatten(0, 1), targets.long().flatten(), reduction="sum").item()
         count += targets.numel()
     model.train(was_training)
+    total, count = distributed.sum_over_ranks([total, count])
     return total / count
 
 
@@ -110,16 +125,15 @@ def load(model_dir: Path) -> tuple[CharLM, CharVocab, dict]:
 def train(args: argparse.Namespace) -> None:
     started = time.monotonic()
     out_dir = prepare_out_dir(args.out)
-    text = read_text(args.text)
+    vocab, ids = read_corpus(args.text)  # (N,) uint8 ids for up to 256 distinct characters
     min_chars = 10 * (args.batch_size * args.seq_len + 1)
-    if len(text) < min_chars:
+    if len(ids) < min_chars:
         raise InputError(
-            f"{args.text}: {len(text)} characters are too few for --batch-size {args.batch_size} x --seq-len "
+            f"{args.text}: {len(ids)} characters are too few for --batch-size {args.batch_size} x --seq-len "
             f"{args.seq_len} (need at least {min_chars}, 10% of them for validation); use a longer text or "
             "smaller --batch-size/--seq-len"
         )
-    vocab = CharVocab.from_text(text)
-    train_ids, val_ids = split_train_val(vocab.encode(text))
+    train_ids, val_ids = split_train_val(ids)
     config = train_config(args)
     torch.manual_seed(config.seed)
     described = model_config(
@@ -128,7 +142,7 @@ def train(args: argparse.Namespace) -> None:
     model = build_model(described)
     params = sum(p.numel() for p in model.parameters())
     print(
-        f"charlm: {args.text}: {len(text):,} characters, {len(vocab) - 1} distinct; training on the first "
+        f"charlm: {args.text}: {len(ids):,} characters, {len(vocab) - 1} distinct; training on the first "
         f"{len(train_ids):,}, validating on the last {len(val_ids):,}.\n"
         f"Model: embedding {args.embed_size} -> LSTM {args.layers} x {args.hidden_size} -> {len(vocab)} "
         f"characters, {params:,} parameters. Uniform guessing scores {format_loss(math.log(len(vocab)))}."
@@ -170,12 +184,12 @@ def sample(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     model, vocab, config = load(args.model_dir)
-    text = read_text(args.text)
-    if len(text) < 2:
+    _, ids = read_corpus(args.text, vocab)  # (N,) ids; 0 for characters the model never saw
+    if len(ids) < 2:
         raise InputError(f"{args.text}: needs at least 2 characters to score a prediction")
-    unknown = sum(c not in vocab.char_to_id for c in text)
-    loss = mean_loss(model, vocab.encode(text), 64, config["seq_len"])
-    print(f"{args.text}: {len(text):,} characters ({unknown:,} unseen in training): loss {format_loss(loss)}")
+    unknown = int((ids == 0).sum())
+    loss = mean_loss(model, ids, 64, config["seq_len"])
+    print(f"{args.text}: {len(ids):,} characters ({unknown:,} unseen in training): loss {format_loss(loss)}")
 
 
 def _nonnegative_float(text: str) -> float:
@@ -198,7 +212,8 @@ def add_commands(commands) -> None:
     p = sub.add_parser(
         "train",
         help="train on a UTF-8 text file",
-        description="Train a character LSTM on TEXT (UTF-8); the last 10%% of the file is for validation.",
+        description="Train a character LSTM on TEXT (UTF-8); the last 10%% of the file (at most "
+        f"{MAX_VALIDATION:,} characters) is for validation.",
         epilog="example:\n  lstmkit charlm train shakespeare.txt --out runs/shakespeare --minutes 20",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

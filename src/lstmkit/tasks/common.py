@@ -14,6 +14,7 @@ from torch import nn
 from lstmkit import __version__
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
+from lstmkit.train import distributed
 from lstmkit.train.checkpoint import save_model
 from lstmkit.train.loop import LoopState, TrainConfig
 
@@ -103,14 +104,12 @@ def write_report(
     started: float,
     loss_name: str = "loss",
 ) -> dict[str, Any]:
-    """Write model.safetensors, config.json, metrics.json and the loss-curve PNG; return the metrics."""
-    from lstmkit.inspect.plots import plot_loss_curve  # matplotlib only when a report is written
-
-    save_model(out_dir, model, {"task": task, "lstmkit_version": __version__, **model_config})
+    """Write model.safetensors, config.json, metrics.json and the loss-curve PNG (rank 0 alone, under
+    torchrun); return the metrics."""
     run = {
         "task": task,
         "seed": config.seed,
-        "world_size": 1,
+        "world_size": distributed.world_size(),
         "wall_time_s": round(time.monotonic() - started, 1),
         "lstmkit_version": __version__,
         "training": {
@@ -124,6 +123,11 @@ def write_report(
     if clash:
         raise ValueError(f"task metrics may not use the report's own keys: {', '.join(clash)}")
     record = {**metrics, **run}
+    if not distributed.is_main():
+        return record
+    from lstmkit.inspect.plots import plot_loss_curve  # matplotlib only when a report is written
+
+    save_model(out_dir, model, {"task": task, "lstmkit_version": __version__, **model_config})
     write_atomic(out_dir / METRICS_FILE, json.dumps(record, indent=2) + "\n")
     plot_loss_curve(state.history, out_dir / LOSS_CURVE_FILE, f"lstmkit {task}: training curve", loss_name)
     return record

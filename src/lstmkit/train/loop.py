@@ -1,11 +1,15 @@
 """One training loop for every task: progress bar, time budget, validation and early stopping, learning-rate
-schedule, gradient clipping, seeding, resumable checkpoints, and a stop on a non-finite loss."""
+schedule, gradient clipping, seeding, resumable checkpoints, a stop on a non-finite loss, and data-parallel
+training when started by torchrun (see lstmkit.train.distributed)."""
 
 from __future__ import annotations
 
 import math
 import random
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +19,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from lstmkit.errors import InputError, TrainingDiverged
+from lstmkit.train import distributed
 from lstmkit.train.checkpoint import (
     STATE_FILE,
     load_tensors,
@@ -43,12 +48,20 @@ class TrainConfig:
 
 
 class Job(Protocol):
-    """What the loop needs from a task."""
+    """What the loop needs from a task.
+
+    Under torchrun, ``loss`` gets this rank's shard of each batch (see ``distributed.shard``: a batch is a
+    tensor or list of items, or a tuple of them) and ``self.model`` is the DDP wrapper while it runs;
+    ``validate`` may average over the ranks' shares of the validation data (``distributed.weighted_mean``).
+    A job that carries state from batch to batch (truncated BPTT) may also have ``extra_state() -> dict of
+    tensors`` and ``load_extra_state(tensors)``: saved in checkpoints, restored after ``batches`` of the
+    resumed epoch.
+    """
 
     model: nn.Module
 
     def batches(self, epoch: int) -> list:
-        """The training batches of one epoch, the same for the same seed and epoch."""
+        """The training batches of one epoch, the same for the same seed and epoch (and on every rank)."""
 
     def loss(self, batch) -> tuple[Tensor, int]:
         """Mean training loss of a batch and the number of items in it (for the throughput)."""
@@ -83,8 +96,10 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     """``Trainer(job, config, out_dir).fit(resume)`` trains ``job.model``, leaving its best weights in it.
 
-    ``fit`` seeds torch and Python's random with ``config.seed`` when training starts (a resumed run restores
-    the saved random state instead); a task seeds before it builds its model, for the same initial weights.
+    ``fit`` seeds torch and Python's random with ``config.seed`` (plus the rank, so that dropout differs
+    between ranks) when training starts (a resumed run restores the saved random states instead); a task
+    seeds before it builds its model, for the same initial weights. Under torchrun every rank runs ``fit``
+    on its shard of each batch; rank 0 alone writes checkpoints and shows the progress bar.
     """
 
     def __init__(self, job: Job, config: TrainConfig, out_dir: Path, unit: str = "items") -> None:
@@ -93,6 +108,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
         self.state = LoopState()
         self.best_weights: dict[str, Tensor] | None = None
+        self.parallel: nn.Module | None = None  # the model in DDP under torchrun
+        self.pending_job_state: dict[str, Tensor] | None = None  # from a checkpoint, for the job
 
     # ---- the loop -------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> LoopState:
@@ -101,23 +118,31 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         else:
-            seed_everything(cfg.seed)
+            seed_everything(cfg.seed + distributed.rank())
+        self.parallel = distributed.wrap(self.job.model)
         st = self.state
         budget = None if cfg.minutes is None else cfg.minutes * 60.0
         total_steps = cfg.epochs * len(self.job.batches(0))
         last_checkpoint = time.monotonic()
         window_items, window_start = 0, time.monotonic()
         bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-        with tqdm(total=100.0, desc="training", bar_format=bar_format) as bar:
+        with tqdm(
+            total=100.0, desc="training", bar_format=bar_format, disable=not distributed.is_main()
+        ) as bar:
             while not st.stopped:
                 if st.epoch >= cfg.epochs:
                     st.stopped = f"trained {cfg.epochs} epochs"
                     break
                 batches = self.job.batches(st.epoch)
+                if self.pending_job_state is not None and st.batch > 0:  # resumed in mid-epoch
+                    self.job.load_extra_state(self.pending_job_state)
+                self.pending_job_state = None
                 for index in range(st.batch, len(batches)):
                     started = time.monotonic()
                     loss = self._train_step(batches[index])
                     st.elapsed += time.monotonic() - started
+                    # every rank takes rank 0's clock, so that all stop and checkpoint at the same step
+                    st.elapsed, since_checkpoint = _main_clock(st.elapsed, time.monotonic() - last_checkpoint)
                     st.batch = index + 1
                     window_items += loss[1]
                     self._apply_schedule(budget, total_steps)
@@ -133,7 +158,7 @@ class Trainer:
                         st.stopped = f"time budget of {cfg.minutes:g} min spent"
                     if st.stopped:
                         break
-                    if now - last_checkpoint >= cfg.checkpoint_every * 60:
+                    if since_checkpoint >= cfg.checkpoint_every * 60:
                         self.save_checkpoint()
                         last_checkpoint = time.monotonic()
                 else:
@@ -150,15 +175,21 @@ class Trainer:
     def _train_step(self, batch) -> tuple[float, int]:
         model, st = self.job.model, self.state
         model.train()
-        loss, items = self.job.loss(batch)
-        value = loss.item()
+        part, share = distributed.shard(batch)
+        with self._parallel_model():
+            loss, items = self.job.loss(part)
+        # the whole batch's mean loss and its items, from every rank's share
+        value, items = distributed.sum_over_ranks([loss.item() * share, items if share else 0])
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"the training loss became {value} at step {st.step + 1}; the last good checkpoint is "
                 f"{self.out_dir / STATE_FILE}: resume from it with a lower --lr or a smaller --clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.parallel is None:
+            loss.backward()
+        else:  # DDP averages the ranks' gradients: weighted by share, that is the whole batch's gradient
+            (loss * (share * distributed.world_size())).backward()
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip)
         self.optimizer.step()
@@ -166,7 +197,19 @@ class Trainer:
         st.history["step"].append(st.step)
         st.history["train_loss"].append(value)
         st.history["lr"].append(self.optimizer.param_groups[0]["lr"])
-        return value, items
+        return value, int(items)
+
+    @contextmanager
+    def _parallel_model(self) -> Iterator[None]:
+        """The job's model is the DDP wrapper inside this block (under torchrun)."""
+        if self.parallel is None:
+            yield
+            return
+        model, self.job.model = self.job.model, self.parallel
+        try:
+            yield
+        finally:
+            self.job.model = model
 
     def _validate(self) -> None:
         cfg, st = self.config, self.state
@@ -207,42 +250,102 @@ class Trainer:
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
-        """Everything --resume needs, in one safetensors file written atomically."""
+        """Everything --resume needs, in one safetensors file written atomically (by rank 0).
+
+        Each rank's random states and job state: rank 0's as ``rng.torch`` and ``job.NAME``, rank r's as
+        ``rankR.rng.torch`` and ``rankR.job.NAME``; the Python random states in the metadata.
+        """
+        job_state = self.job.extra_state() if hasattr(self.job, "extra_state") else {}
+        ranks = distributed.gather((torch.get_rng_state(), _jsonable(random.getstate()), job_state))
+        if not distributed.is_main():
+            return
         optim_tensors, optim_meta = optimizer_to_tensors(self.optimizer.state_dict())
         tensors = {f"model.{k}": v for k, v in self.job.model.state_dict().items()}
         if self.best_weights is not None:
             tensors.update({f"best.{k}": v for k, v in self.best_weights.items()})
         tensors.update(optim_tensors)
-        tensors["rng.torch"] = torch.get_rng_state()
+        for number, (rng, _, job) in enumerate(ranks):
+            prefix = f"rank{number}." if number else ""
+            tensors[f"{prefix}rng.torch"] = rng
+            tensors.update({f"{prefix}job.{name}": value for name, value in job.items()})
         meta: dict[str, Any] = {
+            "job": type(self.job).__name__,
+            "world_size": len(ranks),
             "loop": asdict(self.state),
             "optimizer": optim_meta,
             "config": asdict(self.config),
-            "python_random": _jsonable(random.getstate()),
+            "python_random": [python for _, python, _ in ranks],
         }
         save_tensors(self.out_dir / STATE_FILE, tensors, meta)
 
     def load_checkpoint(self) -> None:
+        """Restore what ``save_checkpoint`` wrote; rank 0 reads the file and sends it to the other ranks."""
         path = self.out_dir / STATE_FILE
-        if not path.is_file():
-            raise InputError(f"{path}: nothing to resume (no checkpoint); start without --resume")
-        tensors, meta = load_tensors(path)
-        if "loop" not in meta:
-            raise InputError(f"{path}: not a training checkpoint of lstmkit; start without --resume")
+        tensors, meta = _read_checkpoint(path, type(self.job).__name__)
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
         try:
             self.job.model.load_state_dict(model_state)
-        except RuntimeError as error:
+            self.optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
+            self.state = LoopState(**{**meta["loop"], "stopped": ""})
+            self._restore_random_state(path, tensors, meta)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise InputError(
-                f"{path}: the checkpoint's model does not match this run's ({str(error).splitlines()[0]}); "
-                "resume with the same options, or start without --resume"
+                f"{path}: the checkpoint does not match this run ({str(error).splitlines()[0]}); resume "
+                "with the options it was written with, or start without --resume"
             ) from None
-        best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
         self.best_weights = best or None
-        self.optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
-        self.state = LoopState(**{**meta["loop"], "stopped": ""})
-        torch.set_rng_state(tensors["rng.torch"])
-        random.setstate(_tupled(meta["python_random"]))
+
+    def _restore_random_state(self, path: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+        """This rank's random states and job state, as saved; fresh ones for a rank the checkpoint lacks."""
+        number, saved_ranks = distributed.rank(), meta["world_size"]
+        prefix = f"rank{number}." if number else ""
+        if number < saved_ranks:
+            torch.set_rng_state(tensors[f"{prefix}rng.torch"])
+            random.setstate(_tupled(meta["python_random"][number]))
+        else:
+            seed_everything(self.config.seed + number)
+        job = {k[len(f"{prefix}job.") :]: v for k, v in tensors.items() if k.startswith(f"{prefix}job.")}
+        if saved_ranks != distributed.world_size() and job and distributed.is_main():
+            print(
+                f"note: {path} was written by {saved_ranks} process(es), this run has "
+                f"{distributed.world_size()}: the state carried between batches starts afresh",
+                file=sys.stderr,
+            )
+        elif job:
+            self.pending_job_state = job
+
+
+def _read_checkpoint(path: Path, job: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """The checkpoint's tensors and metadata, read by rank 0 and sent to every rank; InputError (on every
+    rank) if it is missing, damaged, or another task's."""
+    loaded: tuple | str | None = None
+    if distributed.is_main():
+        try:
+            if not path.is_file():
+                raise InputError(f"{path}: nothing to resume (no checkpoint); start without --resume")
+            loaded = load_tensors(path)
+            meta = loaded[1]
+            if "loop" not in meta or "optimizer" not in meta or "rng.torch" not in loaded[0]:
+                raise InputError(f"{path}: not a training checkpoint of lstmkit; start without --resume")
+            if meta.get("job", job) != job:
+                raise InputError(
+                    f"{path}: a checkpoint of another task ({meta['job']}, not {job}); resume in that "
+                    "task's --out directory, or start without --resume"
+                )
+        except InputError as error:
+            loaded = str(error)
+    loaded = distributed.from_main(loaded)
+    if isinstance(loaded, str):
+        raise InputError(loaded)
+    return loaded
+
+
+def _main_clock(*seconds: float) -> list[float]:
+    """Rank 0's readings of its clocks, on every rank."""
+    if distributed.world_size() < 2:
+        return list(seconds)
+    return distributed.sum_over_ranks([s if distributed.is_main() else 0.0 for s in seconds])
 
 
 def _jsonable(value):
