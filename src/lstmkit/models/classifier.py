@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lstmkit import LSTM
 from lstmkit.trace import GateTrace
+from lstmkit.train import distributed
 
 POOLINGS = {
     "last": "the final states: the forward direction's last valid step, the backward direction's first",
@@ -162,4 +163,8 @@ class ClassificationJob:
         return self.model.loss(logits, self.train.labels[batch]), len(batch)
 
     def validate(self) -> float:
-        return self.model.loss(predict_logits(self.model, self.val.inputs), self.val.labels).item()
+        """Mean validation loss; under torchrun each rank scores its share of the examples."""
+        part = list(distributed.items(range(len(self.val.labels))))
+        logits = predict_logits(self.model, [self.val.inputs[i] for i in part])
+        loss = self.model.loss(logits, self.val.labels[part]).item() if part else 0.0
+        return distributed.weighted_mean(loss, len(part))

@@ -43,6 +43,7 @@ from lstmkit.tasks.common import (
     train_config,
     write_report,
 )
+from lstmkit.train import distributed
 from lstmkit.train.checkpoint import load_model
 from lstmkit.train.loop import TrainConfig, Trainer
 from lstmkit.train.metrics import mae, mase, rmse
@@ -101,9 +102,12 @@ class ForecastJob:
         return F.mse_loss(outputs[:, self.warm_up :], targets[:, self.warm_up :]), len(batch)
 
     def validate(self) -> float:
-        origins = self.split.validation
+        origins = distributed.items(self.split.validation)  # under torchrun, this rank's share
+        if not len(origins):
+            return distributed.weighted_mean(0.0, 0)
         outputs = self.model.predict(self.inputs, origins, self.window)  # (O_val, H)
-        return F.mse_loss(outputs, gather_changes(self.levels, origins, self.horizon)).item()
+        loss = F.mse_loss(outputs, gather_changes(self.levels, origins, self.horizon)).item()
+        return distributed.weighted_mean(loss, len(origins))
 
 
 # ---- choices -------------------------------------------------------------------------------------------
@@ -225,7 +229,8 @@ def train(args: argparse.Namespace) -> None:
         "data_notes": series.notes,
     }
     write_report(out_dir, TASK, model, model_config, metrics, state, config, started, LOSS_NAME)
-    plot(out_dir / FORECAST_PNG, args, series, origins, forecasts, scores, season, n_test)
+    if distributed.is_main():
+        plot(out_dir / FORECAST_PNG, args, series, origins, forecasts, scores, season, n_test)
     print(f"Stopped: {state.stopped}; the weights of the best validation (step {state.best_step}) are kept.")
     print(score_table(scores, len(origins), args.horizon))
     print(f"Wrote {out_dir}/model.safetensors, config.json, metrics.json, loss_curve.png and {FORECAST_PNG}.")
