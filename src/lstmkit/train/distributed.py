@@ -22,9 +22,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+_joined = False  # whether ``init`` made the process group (and ``finish`` should end it)
+
 
 def init() -> None:
-    """Join the process group torchrun describes in the environment; nothing without torchrun."""
+    """Join the process group torchrun describes in the environment; nothing without torchrun, or when
+    the caller has made a process group already."""
+    global _joined
     if dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return
     backend = "gloo"
@@ -32,11 +36,15 @@ def init() -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "cpu:gloo,cuda:nccl"  # each collective goes where its tensors are
     dist.init_process_group(backend)
+    _joined = True
 
 
 def finish() -> None:
-    if dist.is_initialized():
+    """Leave the process group that ``init`` joined."""
+    global _joined
+    if _joined and dist.is_initialized():
         dist.destroy_process_group()
+    _joined = False
 
 
 @contextlib.contextmanager
