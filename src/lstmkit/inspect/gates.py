@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from lstmkit.inspect.plots import plt, save_figure
 from lstmkit.inspect.record import (
@@ -71,39 +72,46 @@ def _label_steps(ax, record: GateRecord, step_width: float) -> None:
             label.set_color("0.6")
 
 
-def plot_gate_heatmaps(
-    record: GateRecord, path: Path, units: list[int] | None = None, count: int = 8
-) -> None:
-    """Write ``heatmap_figure`` as a PNG."""
-    save_figure(heatmap_figure(record, units, count), path)
+def plot_gate_heatmaps(record: GateRecord, path: Path, **options) -> None:
+    """Write ``heatmap_figure(record, **options)`` as a PNG."""
+    save_figure(heatmap_figure(record, **options), path)
 
 
-def heatmap_figure(record: GateRecord, units: list[int] | None = None, count: int = 8):
-    """Per trace row (layer, direction): i, f, g, o and c of UNITS (default: the COUNT whose gates vary
-    most) at each step, the tokens along the axis, one colour bar per panel. Laid out in inches."""
-    steps, rows = len(record.tokens), len(record.rows)
-    chosen = [units or varying_units(record, row, count) for row in range(rows)]
+def heatmap_figure(
+    record: GateRecord,
+    units: list[int] | None = None,
+    count: int = 8,
+    rows: list[int] | None = None,
+    why: str = "",
+    marks: tuple[int, ...] = (),
+):
+    """Per trace row (layer, direction; ROWS, default all): i, f, g, o and c of UNITS (default: the COUNT
+    whose gates vary most) at each step, the tokens along the axis, one colour bar per panel; WHY says
+    how the units were chosen; the steps MARKS are outlined in red. Laid out in inches."""
+    steps, rows = len(record.tokens), list(range(len(record.rows))) if rows is None else rows
+    chosen = {row: units or varying_units(record, row, count) for row in rows}
     step_width = min(STEP_WIDTH[record.token_kind], MAX_WIDTH / steps)
     step_width = max(step_width, MIN_WIDTH / steps)  # a short input gets wider steps
     longest = min(max(len(token) for token in record.tokens), 14)
     labels = 0.35 if longest * 0.075 <= step_width else 0.065 * longest + 0.3  # room for tick labels, inches
     title, gap, left, right = 0.3, 0.15, 0.95, 1.45
     width = left + steps * step_width + right
-    which = "the units whose gates vary most" if units is None else "units " + ", ".join(map(str, units))
+    if not why:
+        why = "those whose gates vary most" if units is None else "units " + ", ".join(map(str, units))
     header = "\n".join(
         textwrap.fill(line, int(width / 0.085))
         for line in (
             f"lstmkit inspect: {record.title}",
             record.summary,
-            f"Each panel shows one unit per row and one step per column; the units shown are {which}.",
+            f"Each panel shows one unit per row and one step per column; the units shown are {why}.",
         )
     )
-    bodies = [max(0.5, 0.19 * len(chosen[row])) for row in range(rows)]
+    bodies = {row: max(0.5, 0.19 * len(chosen[row])) for row in rows}
     height = (
         0.25
         + 0.19 * header.count("\n")
         + (1.7 if record.series is not None else 0)
-        + sum(len(HEATMAPS) * (title + body + labels) + gap for body in bodies)
+        + sum(len(HEATMAPS) * (title + body + labels) + gap for body in bodies.values())
     )
     fig = plt.figure(figsize=(width, height), dpi=110)
     fig.text(0.01, 1 - 0.12 / height, header, fontsize=10, va="top")
@@ -124,7 +132,7 @@ def heatmap_figure(record: GateRecord, units: list[int] | None = None, count: in
         ax.set_title(f"input: {record.series_name}", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
         _label_steps(ax, record, step_width)
-    for row in range(rows):
+    for row in rows:
         for name in HEATMAPS:
             ax, bar_box = place(bodies[row])
             values = record.values[name][row][:, chosen[row]]  # (T, units)
@@ -135,6 +143,11 @@ def heatmap_figure(record: GateRecord, units: list[int] | None = None, count: in
             ax.set_yticks(range(len(chosen[row])), [f"unit {u}" for u in chosen[row]], fontsize=7)
             ax.set_title(f"{record.rows[row]}: {QUANTITIES[name]} ({MEANINGS[name]})", fontsize=9, loc="left")
             _label_steps(ax, record, step_width)
+            for step in marks:
+                box = Rectangle(
+                    (step - 0.5, -0.5), 1, len(chosen[row]), fill=False, edgecolor="red", linewidth=1.4
+                )
+                ax.add_patch(box)
             bar = fig.colorbar(image, cax=fig.add_axes(bar_box))
             bar.ax.tick_params(labelsize=7)
             if name in SCALE_ENDS:

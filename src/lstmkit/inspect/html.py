@@ -44,7 +44,7 @@ blue is more open; for c, h and g, red is positive and blue negative.</p>
 """
 
 
-def page_data(record: GateRecord, unit: int, quantity: str, step: int | None) -> dict:
+def page_data(record: GateRecord, unit: int, quantity: str, step: int | None, row: int) -> dict:
     """What the page's script reads: the record's fields, values rounded to DECIMALS."""
     return {
         "title": record.title,
@@ -60,23 +60,26 @@ def page_data(record: GateRecord, unit: int, quantity: str, step: int | None) ->
             name: np.round(v.astype(np.float64), DECIMALS).tolist() for name, v in record.values.items()
         },
         "decimals": DECIMALS,
-        "units_by_spread": [
-            varying_units(record, row, record.hidden_size) for row in range(len(record.rows))
-        ],
+        "units_by_spread": [varying_units(record, r, record.hidden_size) for r in range(len(record.rows))],
         "start_unit": unit,
         "start_quantity": quantity,
         "start_step": step,
+        "start_row": row,
     }
 
 
 def render_html(
-    record: GateRecord, unit: int | None = None, quantity: str = "forget_gate", step: int | None = None
+    record: GateRecord,
+    unit: int | None = None,
+    quantity: str = "forget_gate",
+    step: int | None = None,
+    row: int = 0,
 ) -> str:
-    """The page, as a string. It opens on UNIT (default: the one whose gates vary most) colouring the
-    text by QUANTITY, with STEP pinned (default: none, step 1 shown)."""
+    """The page, as a string. It opens on trace row ROW and UNIT (default: the one whose gates vary
+    most), colouring the text by QUANTITY, with STEP pinned (default: none, step 1 shown)."""
     if unit is None:
-        unit = varying_units(record, 0, 1)[0]
-    data = json.dumps(page_data(record, unit, quantity, step), ensure_ascii=False, separators=(",", ":"))
+        unit = varying_units(record, row, 1)[0]
+    data = json.dumps(page_data(record, unit, quantity, step, row), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("</", "<\\/")  # the JSON cannot end its <script> element early
     files = resources.files("lstmkit") / "inspect"
     style, script = ((files / name).read_text(encoding="utf-8") for name in (STYLE, SCRIPT))
@@ -127,8 +130,7 @@ def render_html(
 """
 
 
-def write_html(
-    record: GateRecord, path: Path, unit: int | None = None, quantity: str = "forget_gate"
-) -> None:
-    """Write the viewer for RECORD to PATH (one file, nothing fetched from anywhere)."""
-    write_atomic(path, render_html(record, unit, quantity))
+def write_html(record: GateRecord, path: Path, **start) -> None:
+    """Write the viewer for RECORD to PATH (one file, nothing fetched from anywhere); START: as
+    ``render_html``'s unit, quantity, step and row."""
+    write_atomic(path, render_html(record, **start))

@@ -1,7 +1,7 @@
 "use strict";
 const D = JSON.parse(document.getElementById("lstmkit-data").textContent);
 const NAMES = Object.keys(D.quantities);
-const S = { row: 0, unit: D.start_unit, quantity: D.start_quantity, step: null, pinned: null, lowest: false };
+const S = { row: D.start_row, unit: D.start_unit, quantity: D.start_quantity, step: null, pinned: null, lowest: false };
 const $ = (id) => document.getElementById(id);
 const fmt = (v) => (v >= 0 ? "\u2007" : "") + v.toFixed(D.decimals);
 const visible = { " ": "\u2423", "\n": "\u21b5", "\t": "\u21e5", "\r": "\\r" };
@@ -141,6 +141,7 @@ function setUp() {
   D.rows.forEach((name, r) => $("row").add(new Option(name, r)));
   NAMES.forEach((name) => $("quantity").add(new Option(D.quantities[name], name)));
   $("quantity").value = S.quantity;
+  $("row").value = S.row;
   $("unit").max = D.hidden_size - 1;
   const table = $("step-table");
   for (const name of NAMES) {

@@ -10,16 +10,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lstmkit.data.text import CharVocab, load_bundled_text, split_train_val
 from lstmkit.files import write_atomic
+from lstmkit.inspect.record import GateRecord
 from lstmkit.models.charlm import CharLM
 from lstmkit.tasks.charlm import LOSS_NAME, TASK, CharLMJob, build_model, format_loss, mean_loss, model_config
 from lstmkit.tasks.common import prepare_out_dir, write_report
+from lstmkit.tasks.inspect import charlm_gates
 from lstmkit.train.loop import TrainConfig, Trainer
 
 SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
+SHOWN_UNITS = 8  # units in gates.png
 
 DEMO_DESCRIPTION = """\
 Train a small character-level LSTM on the bundled tinyshakespeare text for about a minute, then
@@ -28,7 +32,13 @@ show what it learned:
   - the validation loss (nats and bits per character) and a text sample, before and after training;
   - a table of the last layer's forget and input gates at each character of the sentence
     "Bob is a nice person. Dan, on the other hand, is evil.", with the full stop marked;
-  - DIR/samples.txt (both samples) and DIR/trace.json (every gate and state value per character).
+  - the gates on that sentence in pictures: DIR/gates.png (heatmaps of the last layer's gates for
+    the units whose forget gate drops most at the full stops), DIR/gates-summary.png (how often each
+    unit's gates are shut or open) and DIR/gates.html (open it in a browser: hover a character to see
+    every gate, pick any unit);
+  - DIR/samples.txt (both samples), DIR/trace.json (every gate and state value per character, as
+    'lstmkit inspect --json' writes it) and the trained model (model.safetensors, config.json,
+    metrics.json, loss_curve.png), ready for 'lstmkit inspect DIR TEXT' and 'lstmkit charlm sample DIR'.
 
 Training stops when the time budget is spent, so a faster machine trains more steps."""
 
@@ -70,8 +80,8 @@ def add_commands(commands) -> None:
         metavar="DIR",
         type=Path,
         default=Path("lstmkit-demo"),
-        help="directory for samples.txt and trace.json, created if missing; earlier files there are replaced "
-        "(default: ./lstmkit-demo)",
+        help="directory for the model, samples, pictures and trace, created if missing; earlier files there "
+        "are replaced (default: ./lstmkit-demo)",
     )
     demo.add_argument(
         "--seconds",
@@ -162,34 +172,45 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
         config,
     )
 
-    gates = trace_sentence(model, vocab, SENTENCE)
-    unit = changing_forget_unit(gates["forget_gate"], SENTENCE.index("."))
-    print("\n" + gate_table(SENTENCE, gates, unit, config.num_layers))
+    model.eval()
+    record = charlm_gates(
+        model, vocab, SENTENCE, f"the demo's character model after {seconds:g} s of training"
+    )
+    last, stops = config.num_layers - 1, [i for i, char in enumerate(SENTENCE) if char == "."]
+    units = reset_units(record.values["forget_gate"][last], stops, SHOWN_UNITS)
+    print("\n" + gate_table(SENTENCE, record, units[0], last))
 
-    samples_path, trace_path = out_dir / "samples.txt", out_dir / "trace.json"
+    from lstmkit.inspect.gates import plot_gate_heatmaps, plot_gate_summary
+    from lstmkit.inspect.html import write_html
+
+    why = f"the {SHOWN_UNITS} whose forget gate drops most at the full stops (outlined in red)"
+    plot_gate_heatmaps(record, out_dir / "gates.png", units=units, rows=[last], why=why, marks=stops)
+    plot_gate_summary(record, out_dir / "gates-summary.png")
+    write_html(record, out_dir / "gates.html", unit=units[0], step=stops[0], row=last)
+    write_atomic(out_dir / "trace.json", json.dumps(record.to_json()) + "\n")
     write_atomic(
-        samples_path,
+        out_dir / "samples.txt",
         f"Prompt: {config.prompt!r}, temperature {config.temperature:g}, seed {seed}\n\n"
         f"--- before training (validation loss {format_loss(before.loss)}) ---\n{before.sample}\n\n"
         f"--- after {seconds:g} s of training, {steps:,} steps "
         f"(validation loss {format_loss(after.loss)}) ---\n{after.sample}\n",
     )
-    trace_record = {
-        "sentence": SENTENCE,
-        "layer_index": config.num_layers - 1,
-        "hidden_size": config.hidden_size,
-        "forget_unit_changing_most_at_full_stop": unit,
-        "layout": "each gate/state is a list with one entry per character, each entry one value per unit",
-        "chars": list(SENTENCE),
-        **{name: values.tolist() for name, values in gates.items()},
-    }
-    write_atomic(trace_path, json.dumps(trace_record) + "\n")
-    print(f"\nWrote {samples_path} (both samples)")
-    print(f"  and {trace_path} (every gate and state value of the last layer, for each character).")
-    print(
-        f"The trained model is in {out_dir} (model.safetensors, config.json, metrics.json, loss_curve.png)."
-    )
-    print(f"Sample more with: lstmkit charlm sample {out_dir} --prompt 'ROMEO:'")
+    print(f"\nEverything is in {out_dir}/ (took {time.monotonic() - started:.0f} s):")
+    for name, what in (
+        ("gates.html", "open it in a browser: hover a character to see every gate; pick any unit"),
+        (
+            "gates.png",
+            "heatmaps of the last layer's gates on the sentence, for the units whose forget gate drops "
+            "most at the full stops",
+        ),
+        ("gates-summary.png", "per gate and unit, how often it is shut (< 0.1) or open (> 0.9)"),
+        ("trace.json", "every gate and state value, per layer, character and unit, for notebooks"),
+        ("samples.txt", "the samples before and after training"),
+        ("model.safetensors", "the trained model, with config.json, metrics.json and loss_curve.png"),
+    ):
+        print(f"  {out_dir / name}: {what}")
+    print(f"Next: lstmkit inspect {out_dir} 'Any text you like.' --out mine.html")
+    print(f"      lstmkit charlm sample {out_dir} --prompt 'ROMEO:'")
 
 
 @dataclass(frozen=True)
@@ -213,48 +234,46 @@ class Snapshot:
         print(textwrap.indent(self.sample, "    | ", predicate=lambda line: True))
 
 
-@torch.no_grad()
-def trace_sentence(model: CharLM, vocab: CharVocab, sentence: str) -> dict[str, torch.Tensor]:
-    """Run SENTENCE through the model; return the last layer's gates and states, each (T, H)."""
-    model.eval()
-    _logits, _state, trace = model(vocab.encode(sentence).view(1, -1), return_trace=True)
-    model.train()
-    return {name: values[-1, 0] for name, values in trace.as_dict().items()}  # (L, B, T, H) -> (T, H)
+def reset_units(forget_gate: np.ndarray, steps: list[int], count: int) -> list[int]:
+    """The COUNT units whose forget gate (T, H) is lowest at STEPS relative to its mean at the other
+    steps, the largest drop first: the units that erase their memory there."""
+    others = [t for t in range(len(forget_gate)) if t not in steps]
+    drop = forget_gate[others].mean(axis=0) - forget_gate[steps].mean(axis=0)  # (H,)
+    return np.argsort(-drop, kind="stable")[:count].tolist()
 
 
-def changing_forget_unit(forget_gate: torch.Tensor, position: int) -> int:
-    """The unit whose forget gate (T, H) changes most from the step before POSITION to POSITION."""
-    return int((forget_gate[position] - forget_gate[position - 1]).abs().argmax())
-
-
-def gate_table(sentence: str, gates: dict[str, torch.Tensor], unit: int, num_layers: int) -> str:
-    """A text table: per character, the forget gate (mean and one unit) and the mean input gate."""
-    forget, input_gate = gates["forget_gate"], gates["input_gate"]  # (T, H) each
-    full_stop = sentence.index(".")
+def gate_table(sentence: str, record: GateRecord, unit: int, row: int) -> str:
+    """A text table: per character, the forget gate (mean over units, and UNIT's) and UNIT's input gate."""
+    forget, input_gate = record.values["forget_gate"][row], record.values["input_gate"][row]  # (T, H) each
+    stops = [i for i, char in enumerate(sentence) if char == "."]
 
     def bar(value: float) -> str:
         return "#" * round(10 * value) + "." * (10 - round(10 * value))
 
     lines = [
-        f"Gates of LSTM layer {num_layers} (the last) while it reads: {sentence!r}",
+        f"Gates of LSTM layer {row + 1} (the last) while it reads: {sentence!r}",
         "forget gate: near 1 keeps a unit's cell memory, near 0 wipes it. "
         "input gate: how much new information is written.",
-        f"Unit {unit} is the unit whose forget gate changes most at the first full stop (pos {full_stop}).",
+        f"Unit {unit} is the unit whose forget gate drops most at the full stops.",
         "",
-        f"pos char  forget(mean)      forget(unit {unit:<3})   input(mean)",
+        f"pos char  forget(mean)      forget(unit {unit:<3})   input(unit {unit:<3})",
     ]
     for position, char in enumerate(sentence):
-        f_mean, f_unit = forget[position].mean().item(), forget[position, unit].item()
-        i_mean = input_gate[position].mean().item()
+        f_mean, f_unit, i_unit = forget[position].mean(), forget[position, unit], input_gate[position, unit]
         note = "  <- full stop" if char == "." else ""
         lines.append(
             f"{position:>3} {char!r:<5} {f_mean:.2f} {bar(f_mean)}   {f_unit:.2f} {bar(f_unit)}   "
-            f"{i_mean:.2f} {bar(i_mean)}{note}"
+            f"{i_unit:.2f} {bar(i_unit)}{note}"
         )
-    before, after = forget[full_stop - 1, unit].item(), forget[full_stop, unit].item()
+    elsewhere = np.delete(forget[:, unit], stops).mean()
+    at_stops = ", ".join(f"{forget[t, unit]:.2f}" for t in stops)
+    verdict = (
+        "it erases its memory where a sentence ends."
+        if forget[stops, unit].mean() < 0.5 * elsewhere
+        else "not a clear reset yet; train longer (--seconds 300) and look again."
+    )
     lines.append(
-        f"\nAt the first full stop unit {unit}'s forget gate goes {before:.2f} -> {after:.2f}; "
-        f"the mean over all units goes {forget[full_stop - 1].mean().item():.2f} -> "
-        f"{forget[full_stop].mean().item():.2f}."
+        f"\nUnit {unit}'s forget gate is {at_stops} at the full stops and {elsewhere:.2f} on average "
+        f"elsewhere: {verdict}"
     )
     return "\n".join(lines)

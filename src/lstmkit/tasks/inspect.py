@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.data.sequences import read_series, sliding_windows
+from lstmkit.data.text import CharVocab
 from lstmkit.data.timeseries import STEPLESS, Series, load_series
 from lstmkit.data.vocab import WordVocab, tokenize
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
 from lstmkit.inspect.record import GateRecord, shown
+from lstmkit.models.charlm import CharLM
 from lstmkit.models.classifier import SequenceClassifier
 from lstmkit.models.forecaster import Encoding, Forecaster
 from lstmkit.tasks import charlm
@@ -103,6 +105,12 @@ def add_commands(commands) -> None:
         help=f"units to show, e.g. 3,17 (default: the {DEFAULT_UNITS} whose gates vary most, per layer)",
     )
     inspect.add_argument(
+        "--layer",
+        metavar="N",
+        type=positive_int,
+        help="PNG: only layer N, from 1 (both directions of a bidirectional layer); default: every layer",
+    )
+    inspect.add_argument(
         "--row",
         metavar="N",
         type=positive_int,
@@ -121,20 +129,26 @@ def run(args: argparse.Namespace) -> None:
     if not args.out and not args.json:
         raise InputError("nothing to write: give --out FILE.png, --out FILE.html, --out FILE.json or --json")
     record = inspect_model(args.model_dir, args.text, args.row)
+    layers = len({name.split(",")[0] for name in record.rows})
+    if args.layer and args.layer > layers:
+        raise InputError(f"--layer {args.layer}: the model has {layers} layer(s)")
     if args.units and max(args.units) >= record.hidden_size:
         raise InputError(
             f"--units {max(args.units)}: the model has units 0 to {record.hidden_size - 1} per layer"
         )
     report = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the JSON
     for path in args.out:
-        for written in write_record(record, path, args.units):
+        for written in write_record(record, path, args.units, args.layer):
             print(f"wrote {written}", file=report)
     if args.json:
         print(json.dumps(record.to_json()))
 
 
-def write_record(record: GateRecord, path: Path, units: list[int] | None = None) -> list[Path]:
-    """Write RECORD as PATH's suffix says (.png, .html, .json); return the files written."""
+def write_record(
+    record: GateRecord, path: Path, units: list[int] | None = None, layer: int | None = None
+) -> list[Path]:
+    """Write RECORD as PATH's suffix says (.png, .html, .json); return the files written. UNITS: the
+    units to show (PNG) or open on (HTML); LAYER: the only layer the PNG shows, from 1."""
     suffix = path.suffix.lower()
     if suffix == ".json":
         write_atomic(path, json.dumps(record.to_json()) + "\n")
@@ -147,7 +161,12 @@ def write_record(record: GateRecord, path: Path, units: list[int] | None = None)
     from lstmkit.inspect.gates import plot_gate_heatmaps, plot_gate_summary
 
     summary = path.with_name(f"{path.stem}-summary{path.suffix}")
-    plot_gate_heatmaps(record, path, units, DEFAULT_UNITS)
+    rows = (
+        None
+        if layer is None
+        else [r for r, name in enumerate(record.rows) if name.split(",")[0] == f"layer {layer}"]
+    )
+    plot_gate_heatmaps(record, path, units=units, count=DEFAULT_UNITS, rows=rows)
     plot_gate_summary(record, summary)
     return [path, summary]
 
@@ -172,6 +191,12 @@ def inspect_model(model_dir: str | Path, text: str, row: int = 1) -> GateRecord:
 
 def charlm_record(model_dir: Path, text: str, _row: int) -> GateRecord:
     model, vocab, _config = charlm.load(model_dir)
+    return charlm_gates(model, vocab, text, f"character model {model_dir}")
+
+
+@torch.no_grad()
+def charlm_gates(model: CharLM, vocab: CharVocab, text: str, title: str) -> GateRecord:
+    """The gates of a character model (in eval mode) reading TEXT, with its next-character guesses."""
     ids = vocab.encode(text)  # (T,)
     logits, _state, trace = model(ids.view(1, -1), return_trace=True)  # (1, T, V); fields (L, 1, T, H)
     probs = torch.softmax(logits[0], dim=-1)  # (T, V)
@@ -188,7 +213,7 @@ def charlm_record(model_dir: Path, text: str, _row: int) -> GateRecord:
         trace.map(lambda t: t[:, 0]),
         False,
         task="charlm",
-        title=f"character model {model_dir}",
+        title=title,
         tokens=list(text),
         token_kind="character",
         summary=summary,
