@@ -204,8 +204,9 @@ def summary_figure(record: GateRecord):
             dots.set_ylabel(f"fraction of steps open (> {SATURATED_HIGH})", fontsize=8)
             dots.grid(alpha=0.3)
             if name == "forget_gate":
-                dots.annotate("integrators:\nkeep their memory", (0.03, 0.97), fontsize=8, va="top")
-                dots.annotate("reset units:\noften erase", (0.97, 0.03), fontsize=8, ha="right")
+                note = {"fontsize": 8, "bbox": {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}}
+                dots.annotate("integrators:\nkeep their memory", (0.06, 0.97), va="top", **note)
+                dots.annotate("reset units:\noften erase", (0.97, 0.03), ha="right", **note)
             dots.annotate("on the dashed line:\nnever in between", (0.55, 0.6), fontsize=7, color="0.45")
     fig.text(
         0.01,
