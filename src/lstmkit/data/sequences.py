@@ -98,7 +98,7 @@ def detect_label_column(table: Table) -> int:
     whole = [
         index
         for index, column in enumerate(columns)
-        if all(float(cell).is_integer() for cell in column)
+        if all(is_number(cell) and float(cell).is_integer() for cell in column)
         and 2 <= len(set(map(float, column))) <= MAX_LABEL_CLASSES
     ]
     return min(whole, key=lambda index: len(set(map(float, columns[index]))), default=0)

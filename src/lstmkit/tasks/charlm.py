@@ -23,13 +23,15 @@ from lstmkit.errors import InputError
 from lstmkit.models.charlm import CharLM
 from lstmkit.tasks.common import (
     add_training_arguments,
+    non_negative_float,
     positive_int,
     prepare_out_dir,
+    seed_number,
     train_config,
     write_report,
 )
 from lstmkit.train import distributed
-from lstmkit.train.checkpoint import load_model
+from lstmkit.train.checkpoint import load_model, load_weights
 from lstmkit.train.loop import TrainConfig, Trainer
 
 TASK = "charlm"
@@ -117,8 +119,7 @@ def build_model(config: dict) -> CharLM:
 
 def load(model_dir: Path) -> tuple[CharLM, CharVocab, dict]:
     config, tensors = load_model(model_dir, TASK)
-    model = build_model(config)
-    model.load_state_dict(tensors)
+    model = load_weights(build_model(config), tensors, model_dir)
     return model.eval(), CharVocab(config["chars"]), config
 
 
@@ -192,13 +193,10 @@ def evaluate(args: argparse.Namespace) -> None:
     print(f"{args.text}: {len(ids):,} characters ({unknown:,} unseen in training): loss {format_loss(loss)}")
 
 
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+def dropout_rate(text: str) -> float:
+    value = non_negative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")
     return value
 
 
@@ -222,7 +220,7 @@ def add_commands(commands) -> None:
     model.add_argument("--hidden-size", type=positive_int, default=256, help="units per LSTM layer")
     model.add_argument("--layers", type=positive_int, default=2, help="stacked LSTM layers")
     model.add_argument("--embed-size", type=positive_int, default=64, help="character embedding size")
-    model.add_argument("--dropout", type=_nonnegative_float, default=0.1, help="dropout between LSTM layers")
+    model.add_argument("--dropout", type=dropout_rate, default=0.1, help="dropout between LSTM layers")
     model.add_argument(
         "--seq-len", type=positive_int, default=100, help="truncated-BPTT window in characters"
     )
@@ -242,11 +240,11 @@ def add_commands(commands) -> None:
     p.add_argument("--length", type=positive_int, default=500, help="characters to generate")
     p.add_argument(
         "--temperature",
-        type=_nonnegative_float,
+        type=non_negative_float,
         default=0.8,
         help="below 1: safer, above 1: wilder, 0: greedy",
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
+    p.add_argument("--seed", type=seed_number, default=0, help="random seed for sampling")
     p.set_defaults(run=sample)
 
     p = sub.add_parser(

@@ -35,7 +35,7 @@ from lstmkit.tasks.common import (
     train_config,
     write_report,
 )
-from lstmkit.train.checkpoint import load_model
+from lstmkit.train.checkpoint import load_model, load_weights
 from lstmkit.train.loop import LoopState, TrainConfig, Trainer
 from lstmkit.train.metrics import accuracy, per_class_scores
 
@@ -255,8 +255,7 @@ def train_and_test(
 def load_classifier(model_dir: Path, task: str) -> tuple[SequenceClassifier, dict[str, Any]]:
     """The trained model in MODEL_DIR (InputError if it holds another task's) and its config."""
     config, tensors = load_model(model_dir, task)
-    model = SequenceClassifier(**config["model"])
-    model.load_state_dict(tensors)
+    model = load_weights(SequenceClassifier(**config["model"]), tensors, model_dir)
     return model.eval(), config
 
 
@@ -284,6 +283,12 @@ def run_train(args: argparse.Namespace) -> None:
     train = read_series(args.data, args.label_column, delimiter)
     names = class_names(train.labels, args.data)
     labels = label_ids(train, names, args.data)
+    length = train.values.shape[1]
+    if args.window > length:
+        raise InputError(
+            f"--window {args.window} is longer than the series of {args.data} ({length} values); "
+            f"give at most {length}"
+        )
     if args.test is None:
         train_index, test_index = stratified_split(labels, args.test_fraction, args.seed)
     else:

@@ -32,6 +32,22 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def seed_number(text: str) -> int:
+    if not (text.isdigit() and int(text) < 2**32):
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return int(text)
+
+
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
@@ -47,14 +63,14 @@ def natural(text: str) -> int:
 # (flag, TrainConfig field, argparse type, help); the help shows the task's default
 TRAINING_OPTIONS = [
     ("--minutes", "minutes", positive_float, "wall-clock budget for training in minutes"),
-    ("--epochs", "epochs", natural, "passes over the training data, at most"),
+    ("--epochs", "epochs", positive_int, "passes over the training data, at most"),
     ("--lr", "lr", positive_float, "learning rate (AdamW)"),
-    ("--weight-decay", "weight_decay", float, "AdamW's weight decay"),
-    ("--clip", "grad_clip", float, "largest gradient norm; 0: no clipping"),
+    ("--weight-decay", "weight_decay", non_negative_float, "AdamW's weight decay"),
+    ("--clip", "grad_clip", non_negative_float, "largest gradient norm; 0: no clipping"),
     ("--patience", "patience", natural, "validations without improvement before stopping; 0: never"),
     ("--eval-every", "eval_every", natural, "optimizer steps between validations; 0: once per epoch"),
     ("--checkpoint-every", "checkpoint_every", positive_float, "minutes between resumable checkpoints"),
-    ("--seed", "seed", natural, "random seed: the same seed gives the same run"),
+    ("--seed", "seed", seed_number, "random seed: the same seed gives the same run"),
 ]
 
 

@@ -44,7 +44,7 @@ from lstmkit.tasks.common import (
     write_report,
 )
 from lstmkit.train import distributed
-from lstmkit.train.checkpoint import load_model
+from lstmkit.train.checkpoint import load_model, load_weights
 from lstmkit.train.loop import TrainConfig, Trainer
 from lstmkit.train.metrics import mae, mase, rmse
 
@@ -178,6 +178,11 @@ def train(args: argparse.Namespace) -> None:
     steps = len(series.values)
     n_test = count_test_steps(args.test_size, steps, args.csv)
     n_train = steps - n_test
+    if args.season and args.season >= n_train:
+        raise InputError(
+            f"--season {args.season} is out of range: {args.csv} has {n_train} steps before the test part; "
+            f"give a season of at most {n_train - 1}, or leave --season out to detect it"
+        )
     season, reason = (
         (args.season, "--season")
         if args.season
@@ -346,7 +351,7 @@ def predict(args: argparse.Namespace) -> None:
             f"{f' + {encoding.offset} (one season)' if encoding.offset else ''}; give a longer series"
         )
     model = Forecaster(config["input_size"], trained, config["hidden_size"], config["num_layers"])
-    model.load_state_dict(tensors)
+    load_weights(model, tensors, args.model_dir)
     origin = np.array([steps - 1])
     outputs = model.predict(encoding.inputs(series), torch.from_numpy(origin), window)[:, :horizon]
     forecast = encoding.decode(series.values, origin, outputs)[0]  # (H,)

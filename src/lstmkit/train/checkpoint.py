@@ -52,6 +52,17 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, meta
 
 
+class JSONObject(dict):
+    """A JSON object read from a file: a missing key is an InputError naming the file and the key."""
+
+    def __init__(self, items, path: Path):
+        super().__init__(items)
+        self.path = path
+
+    def __missing__(self, key: str):
+        raise InputError(f"{self.path}: has no {key!r}; it is damaged or from another version: train again")
+
+
 def read_json(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
@@ -59,12 +70,34 @@ def read_json(path: Path) -> dict[str, Any]:
             f"{path}: no such file; is {path.parent} a directory written by 'lstmkit ... train'?"
         )
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(
+            path.read_text(encoding="utf-8"), object_hook=lambda items: JSONObject(items, path)
+        )
     except (ValueError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: not valid JSON ({error}); train again or restore the file") from None
     if not isinstance(value, dict):
         raise InputError(f"{path}: expected a JSON object, found {type(value).__name__}")
     return value
+
+
+def brief(error: Exception) -> str:
+    """An exception's message on one line, at most 200 characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def load_weights(
+    model: torch.nn.Module, tensors: dict[str, torch.Tensor], model_dir: Path
+) -> torch.nn.Module:
+    """MODEL with the weights of a trained model directory; InputError if they do not fit its config."""
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise InputError(
+            f"{model_dir}: {MODEL_FILE} does not fit {CONFIG_FILE} ({brief(error)}); train again or restore "
+            "the files"
+        ) from None
+    return model
 
 
 def save_model(out_dir: Path, model: torch.nn.Module, config: dict[str, Any]) -> None:

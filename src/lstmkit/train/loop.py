@@ -22,6 +22,7 @@ from lstmkit.errors import InputError, TrainingDiverged
 from lstmkit.train import distributed
 from lstmkit.train.checkpoint import (
     STATE_FILE,
+    brief,
     load_tensors,
     optimizer_from_tensors,
     optimizer_to_tensors,
@@ -181,9 +182,11 @@ class Trainer:
         # the whole batch's mean loss and its items, from every rank's share
         value, items = distributed.sum_over_ranks([loss.item() * share, items if share else 0])
         if not math.isfinite(value):
+            path = self.out_dir / STATE_FILE
+            kept = f"the last good checkpoint is {path}: resume from it" if path.is_file() else "start again"
             raise TrainingDiverged(
-                f"the training loss became {value} at step {st.step + 1}; the last good checkpoint is "
-                f"{self.out_dir / STATE_FILE}: resume from it with a lower --lr or a smaller --clip"
+                f"the training loss became {value} at step {st.step + 1}; {kept} with a lower --lr or a "
+                "smaller --clip"
             )
         self.optimizer.zero_grad(set_to_none=True)
         if self.parallel is None:
@@ -291,7 +294,7 @@ class Trainer:
             self._restore_random_state(path, tensors, meta)
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise InputError(
-                f"{path}: the checkpoint does not match this run ({str(error).splitlines()[0]}); resume "
+                f"{path}: the checkpoint does not match this run ({brief(error)}); resume "
                 "with the options it was written with, or start without --resume"
             ) from None
         self.best_weights = best or None
