@@ -44,32 +44,35 @@ def _scale(name: str, values: np.ndarray) -> tuple[str, float, float]:
     return "PuOr_r", -bound, bound
 
 
-def _label_steps(ax, record: GateRecord, step_width: float) -> None:
-    """The tokens along the x axis: every one when they fit, else every k-th; unknown tokens grey."""
-    steps = len(record.tokens)
+def _numbered(record: GateRecord, step_width: float) -> bool:
+    """Whether the x axis numbers the steps: values, or tokens too many to label each one."""
     if record.token_kind == "value":
-        every = max(1, math.ceil(steps / 30))
-        ticks = list(range(0, steps, every))
+        return True
+    longest = max(len(token) for token in record.tokens)
+    return step_width < (0.11 if record.token_kind == "character" else min(0.16, longest * 0.075))
+
+
+def _label_steps(ax, record: GateRecord, step_width: float) -> None:
+    """The tokens along the x axis when each fits (unknown ones grey), else step numbers."""
+    steps = len(record.tokens)
+    if _numbered(record, step_width):
+        ticks = list(range(0, steps, max(1, math.ceil(steps / 30))))
         ax.set_xticks(ticks, [str(t + 1) for t in ticks], fontsize=8)
         return
     characters = record.token_kind == "character"
-    longest = max(len(token) for token in record.tokens)
-    flat = characters or longest * 0.075 <= step_width  # labels fit across their step
-    every = max(1, math.ceil((0.11 if flat else 0.16) / step_width))
-    ticks = list(range(0, steps, every))
+    flat = characters or max(len(token) for token in record.tokens) * 0.075 <= step_width
     ax.tick_params(axis="x", length=0, pad=2)
     ax.set_xticks(
-        ticks,
-        [shown(record.tokens[t]) for t in ticks],
+        range(steps),
+        [shown(token) for token in record.tokens],
         fontsize=9 if characters else 8,
         family="monospace" if characters else None,
         rotation=0 if flat else 60,
         ha="center" if flat else "right",
         rotation_mode="anchor",
     )
-    for tick, label in zip(ticks, ax.get_xticklabels()):
-        if tick in record.unknown:
-            label.set_color("0.6")
+    for step in record.unknown:
+        ax.get_xticklabels()[step].set_color("0.6")
 
 
 def plot_gate_heatmaps(record: GateRecord, path: Path, **options) -> None:
@@ -93,7 +96,8 @@ def heatmap_figure(
     step_width = min(STEP_WIDTH[record.token_kind], MAX_WIDTH / steps)
     step_width = max(step_width, MIN_WIDTH / steps)  # a short input gets wider steps
     longest = min(max(len(token) for token in record.tokens), 14)
-    labels = 0.35 if longest * 0.075 <= step_width else 0.065 * longest + 0.3  # room for tick labels, inches
+    flat = _numbered(record, step_width) or longest * 0.075 <= step_width
+    labels = 0.35 if flat else 0.05 * longest + 0.25  # room for the tick labels, inches
     title, gap, left, right = 0.3, 0.15, 0.95, 1.45
     width = left + steps * step_width + right
     if not why:
@@ -157,6 +161,9 @@ def heatmap_figure(
         fig.text(
             0.01, 0.1 / height, "steps: the LSTM reads one step after another, left to right", fontsize=8
         )
+    elif _numbered(record, step_width):
+        note = f"steps numbered: too many {record.token_kind}s to label each; the HTML viewer shows them all"
+        fig.text(0.01, 0.1 / height, note, fontsize=8)
     elif record.unknown:
         fig.text(0.01, 0.1 / height, f"grey labels: {record.token_kind}s the model does not know", fontsize=8)
     return fig
