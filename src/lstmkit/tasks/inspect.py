@@ -43,7 +43,7 @@ What TEXT is depends on the model's task:
              greyed; the model reads them as its unknown character)
   sentiment  the text itself; one step per word or punctuation mark, lower-cased as the model
              reads it (words not in its vocabulary are shown greyed; the model reads them as <unk>)
-  classify   a CSV/TSV or UCR file in the training layout (the series on line --row, label column
+  classify   a CSV/TSV or UCR file in the training layout (its --row-th series, label column
              optional), or numbers separated by commas, e.g. "0.1,0.5,2.3"; each step reads a
              window of the series as in training
   forecast   a CSV file with the training columns, or numbers separated by commas (the target's
