@@ -385,7 +385,9 @@ def write_report(
     write_atomic(out_dir / METRICS_FILE, json.dumps(record, indent=2) + "\n")
     write_atomic(out_dir / TABLE_FILE, table)
     title = (
-        f"{task.name} task: {settings.hidden_size} units, up to {settings.minutes:g} min per model and length"
+        f"{task.name} task: {settings.hidden_size} units, batch {settings.batch_size}, "
+        f"Adam lr {settings.lr:g}, "
+        f"LSTM forget bias {settings.forget_bias:g}\nup to {settings.minutes:g} min per model and length"
     )
     plot_memory_errors(out_dir / ERRORS_FILE, record, MODELS, title, task.length_means)
     plot_memory_curves(out_dir / CURVES_FILE, record, MODELS, title)
