@@ -77,7 +77,7 @@ def lengths_list(text: str) -> list[int]:
 def models_list(text: str) -> list[str]:
     names = list(dict.fromkeys(p.strip() for p in text.split(",")))
     unknown = [n for n in names if n not in MODELS]
-    if unknown or not names:
+    if unknown:
         raise argparse.ArgumentTypeError(
             f"must be names from {','.join(MODELS)} separated by commas, got {text!r}"
         )
@@ -85,12 +85,19 @@ def models_list(text: str) -> list[str]:
 
 
 def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
@@ -137,7 +144,10 @@ def add_commands(commands) -> None:
         "--clip", type=non_negative_float, default=1.0, help="largest gradient norm (default: 1)"
     )
     group.add_argument(
-        "--forget-bias", type=float, default=1.0, help="added to the LSTM's forget-gate bias (default: 1)"
+        "--forget-bias",
+        type=finite_float,
+        default=1.0,
+        help="added to the LSTM's forget-gate bias (default: 1)",
     )
     group.add_argument(
         "--eval-every", metavar="N", type=positive_int, default=100, help="steps between tests (default: 100)"
