@@ -39,6 +39,8 @@ def read_rows(path: Path, delimiter: str | None = None) -> Table:
     if delimiter is not None:
         return read_table(path, text, delimiter)
     pairs = [(line.split(), number) for number, line in enumerate(text_lines(text), 1) if line.strip()]
+    if not pairs:
+        raise InputError(f"{path}: holds only blank lines; give one series per line")
     table = Table(path, [row for row, _ in pairs], [number for _, number in pairs])
     for row, line in pairs:
         if len(row) != len(table.rows[0]):
