@@ -58,7 +58,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(corpus, tmp_path):
     assert stopped_at > 0, f"killed {delay:.2f} s after the first checkpoint"
     assert not (killed / MODEL_FILE).exists()  # the run had not finished
 
+    (killed / f".{STATE_FILE}.x1y2.tmp").write_bytes(b"half a checkpoint")  # as a kill while writing leaves
     assert main([*args, "--out", str(killed), "--resume"]) == 0
+    assert not list(killed.glob(".*.tmp"))  # cleared on resuming
     assert main([*args, "--out", str(straight)]) == 0
     resumed, reference = (load_tensors(d / STATE_FILE) for d in (killed, straight))
     history, expected = resumed[1]["loop"]["history"], reference[1]["loop"]["history"]

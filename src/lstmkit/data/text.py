@@ -19,7 +19,7 @@ from lstmkit.errors import InputError
 
 VALIDATION_FRACTION = 0.1
 MAX_VALIDATION = 500_000  # characters at most held out: enough for a steady estimate, quick to score
-CHUNK_BYTES = 1 << 24  # read and decoded at a time
+CHUNK_BYTES = 1 << 22  # read and decoded at a time
 CODE_POINTS = 0x110000
 
 
@@ -70,14 +70,13 @@ def _chunks(path: str | Path) -> Iterator[str]:
 def read_corpus(path: str | Path, vocab: CharVocab | None = None) -> tuple[CharVocab, torch.Tensor]:
     """The vocabulary of a UTF-8 file (built from it, unless given) and its characters as ids, shape (N,):
     uint8 for up to 256 ids, else int32; the text is read twice in chunks and never held whole."""
+    size, seen = 0, set()
+    for text in _chunks(path):
+        size += len(text)
+        if vocab is None:
+            seen.update(text)
     if vocab is None:
-        counts = np.zeros(CODE_POINTS, dtype=np.int64)
-        for text in _chunks(path):
-            counts += np.bincount(_code_points(text), minlength=CODE_POINTS)
-        vocab = CharVocab("".join(chr(c) for c in np.flatnonzero(counts) if chr(c) != CharVocab.UNKNOWN))
-        size = int(counts.sum())
-    else:
-        size = sum(len(text) for text in _chunks(path))
+        vocab = CharVocab("".join(sorted(seen - {CharVocab.UNKNOWN})))
     table = np.zeros(CODE_POINTS, dtype=np.uint8 if len(vocab) <= 256 else np.int32)  # code point -> id
     table[[ord(c) for c in vocab.chars[1:]]] = np.arange(1, len(vocab))
     ids, start = np.empty(size, dtype=table.dtype), 0

@@ -116,6 +116,9 @@ class Trainer:
     def fit(self, resume: bool = False) -> LoopState:
         cfg = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main():  # half-written checkpoints of a run killed while writing
+            for stale in self.out_dir.glob(f".{STATE_FILE}.*.tmp"):
+                stale.unlink(missing_ok=True)
         if resume:
             self.load_checkpoint()
         else:
