@@ -46,3 +46,54 @@ def test_kernel_leaves_non_cpu_float_types_to_the_python_loops():
     actual, _ = lstm.to(torch.bfloat16)(x)
     assert actual.dtype == torch.bfloat16
     torch.testing.assert_close(actual.float(), expected, rtol=0, atol=3e-2)
+
+
+needs_kernel = pytest.mark.skipif(
+    "cpu" not in lstmkit.backends(), reason="the CPU kernel does not build here"
+)
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"layer_norm": True, "peephole": True}, {"proj_size": 40, "recurrent_dropout": 0.3, "zoneout": 0.2}],
+    ids=["vanilla", "layer_norm+peephole", "projection+dropout+zoneout"],
+)
+def test_threaded_time_loop_equals_the_python_loop(two_threads, options):
+    """Large enough for the kernel to split each step over two threads (columns of the products, rows of
+    the gate arithmetic), with a ragged batch: outputs, states and every gradient equal the bptt loop's."""
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(20, 96, 2, bidirectional=True, dtype=torch.float64, **options).train()
+    x = torch.randn(9, 16, 20, dtype=torch.float64)
+    lengths = torch.randint(1, 10, (16,))
+    results = []
+    for backend in ("bptt", "cpu"):
+        lstm.backend = backend
+        lstm.zero_grad()
+        xi = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out, (h, c) = lstm(xi, lengths=lengths)
+        (out.square().sum() + h.sum() + c.square().sum()).backward()
+        results.append([out, h, c, xi.grad, *[p.grad.clone() for p in lstm.parameters()]])
+    for actual, expected in zip(results[1], results[0]):
+        torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-12)
+
+
+@needs_kernel
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tiled_matmul_equals_torch_mm(two_threads, transposed):
+    """Shapes that leave partial tiles in every dimension (rows 64, columns 256, inner 512)."""
+    torch.manual_seed(0)
+    a = torch.randn(1100, 130) if transposed else torch.randn(130, 1100)
+    a = a.t() if transposed else a  # (130, 1100): a^T @ b is how the weight gradients are formed
+    b = torch.randn(1100, 300)
+    torch.testing.assert_close(cpu.kernel_matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(cpu.kernel_matmul(b.t(), a.t()), b.t() @ a.t(), rtol=1e-4, atol=1e-3)

@@ -24,10 +24,13 @@ the state there; without zoneout or padding they are absent and c_t = c̃_t, h_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+MatMul = Callable[[Tensor, Tensor], Tensor]  # (M, K), (K, N) -> (M, N)
 
 LAYER_NORM_EPS = 1e-5
 
@@ -105,12 +108,15 @@ def layer_norm_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tenso
     return rstd * (d_normed - mean_d - normed * mean_dn)
 
 
-def input_projection(x: Tensor, w: GateWeights) -> tuple[Tensor, Tensor, Tensor | None]:
+def input_projection(
+    x: Tensor, w: GateWeights, matmul: MatMul = torch.mm
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """The input's share of the pre-activations for all steps at once, as one matrix product.
 
     x: (..., I). Returns (LN_x(W_ih x) + b_ih + b_hh  (..., G*H), W_ih x or its normalised form, rstd).
+    ``matmul`` multiplies two matrices (a backend may bring a faster one).
     """
-    x_proj = x @ w.weight_ih.t()  # (..., G*H)
+    x_proj = matmul(x.reshape(-1, x.shape[-1]), w.weight_ih.t()).view(*x.shape[:-1], -1)  # (..., G*H)
     rstd = None
     if w.ln_weight_ih is not None:
         x_proj, rstd = layer_norm(x_proj)
@@ -243,6 +249,7 @@ def weight_gradients(
     s: StepCache,
     d: StepGrads,
     need_dx: bool = True,
+    matmul: MatMul = torch.mm,
 ) -> tuple[Tensor | None, GateWeights]:
     """dL/dx and every parameter's gradient, each one large product or sum over all T*B rows.
 
@@ -258,16 +265,16 @@ def weight_gradients(
         return t.sum(dim=(0, 1))
 
     hidden_size = s.c_prev.shape[-1]
-    grads = {"weight_hh": rows(d.dhh).t() @ rows(s.h_in)}  # (G*H, P)
+    grads = {"weight_hh": matmul(rows(d.dhh).t(), rows(s.h_in))}  # (G*H, P)
     d_xproj = d.da
     if w.ln_weight_ih is not None:
         grads["ln_weight_ih"] = total(d.da * x_proj)
         d_xproj = layer_norm_backward(d.da * w.ln_weight_ih, x_proj, x_rstd)
-    grads["weight_ih"] = rows(d_xproj).t() @ rows(x)  # (G*H, I)
+    grads["weight_ih"] = matmul(rows(d_xproj).t(), rows(x))  # (G*H, I)
     if w.bias_ih is not None:
         grads["bias_ih"] = grads["bias_hh"] = total(d.da)
     if w.weight_hr is not None:
-        grads["weight_hr"] = rows(d.dh_new).t() @ rows(s.m)  # (P, H)
+        grads["weight_hr"] = matmul(rows(d.dh_new).t(), rows(s.m))  # (P, H)
     gate = dict(zip("ifgo" if not is_coupled(w, hidden_size) else "fgo", d.da.split(hidden_size, -1)))
     if w.weight_cf is not None:
         grads["weight_cf"] = total(gate["f"] * s.c_prev)
@@ -278,5 +285,5 @@ def weight_gradients(
         grads["ln_weight_hh"] = total(d.da * s.hh_normed)
         grads["ln_weight_c"] = total(d.dc_hat * s.c_normed)
         grads["ln_bias_c"] = total(d.dc_hat)
-    dx = d_xproj @ w.weight_ih if need_dx else None  # (T, B, I)
+    dx = matmul(rows(d_xproj), w.weight_ih).view(*x.shape) if need_dx else None  # (T, B, I)
     return dx, GateWeights(**{name: grads.get(name) for name in GateWeights._fields})

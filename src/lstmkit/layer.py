@@ -191,12 +191,20 @@ class LSTM(nn.Module):
         return tuple(t if batched else t.unsqueeze(1) for t in hx)
 
     def _run_layers(self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, want_trace: bool):
-        """x: (T, B, I). Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H), GateTrace or None."""
+        """x: (T, B, I). Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H), GateTrace or None.
+
+        Padding reaches the backend as keep factors of 1 (the state is held), or for a ragged backend as
+        batch sizes per step over the batch sorted once by length (finished sequences leave the batch)."""
         backend = resolve(self.backend)
         steps, batch = x.shape[:2]
         valid = None  # (T, B): step t is inside sequence b
         if lengths is not None and bool((lengths < steps).any()):
             valid = torch.arange(steps, device=x.device)[:, None] < lengths
+        order = batch_sizes = None
+        if valid is not None and backend.ragged:
+            order = torch.argsort(lengths, descending=True, stable=True)
+            x, h0, c0, lengths = x[:, order], h0[:, order], c0[:, order], lengths[order]
+            batch_sizes = valid.sum(dim=1).cpu()  # (T,): sequences still running at step t
         h_n, c_n, traces = [], [], []
         layer_input = x
         for layer in range(self.num_layers):
@@ -206,10 +214,16 @@ class LSTM(nn.Module):
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
                 seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
-                keep_c, keep_h = self._keep_factors(steps, batch, valid, x)
-                w = gate_weights(self, self._suffix(layer, direction))
+                # masks are drawn for the batch in its given order, then follow the sort
+                keep_c, keep_h = self._keep_factors(steps, batch, None if order is not None else valid, x)
                 mask = self._recurrent_mask(batch, x)
-                result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace)
+                if order is not None:
+                    keep_c = None if keep_c is None else keep_c[:, order]
+                    keep_h = None if keep_h is None else keep_h[:, order]
+                    mask = None if mask is None else mask[order]
+                w = gate_weights(self, self._suffix(layer, direction))
+                ragged = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
+                result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace, **ragged)
                 out, trace = result.output, result.trace
                 if direction:
                     out = reverse_padded(out, lengths)
@@ -219,12 +233,16 @@ class LSTM(nn.Module):
                 c_n.append(result.c_n)
                 traces.append(trace)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-        output = layer_input
+        output, h_n, c_n = layer_input, torch.stack(h_n), torch.stack(c_n)
         trace = GateTrace.stack(traces) if want_trace else None
+        if order is not None:  # back to the caller's order
+            restore = torch.argsort(order)
+            output, h_n, c_n = output[:, restore], h_n[:, restore], c_n[:, restore]
+            trace = trace and trace.map(lambda t: t[:, :, restore])
         if valid is not None:  # padded steps hold the frozen state: report zeros, as PackedSequence does
             output = output * valid[..., None]
             trace = trace and trace.map(lambda t: t * valid[..., None])
-        return output, torch.stack(h_n), torch.stack(c_n), trace
+        return output, h_n, c_n, trace
 
     def _keep_factors(self, steps: int, batch: int, valid: Tensor | None, like: Tensor):
         """Keep factors k^c (T, B, H) and k^h (T, B, P): zoneout, and 1 on padded steps (or None)."""

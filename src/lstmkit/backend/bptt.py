@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+from torch import Tensor
 
 from lstmkit.backend.loop import backward_steps, forward_steps, trace_of
 from lstmkit.backend.registry import Backend, LayerResult, register
-from lstmkit.functional import GateWeights, StepCache, input_projection, weight_gradients
+from lstmkit.functional import GateWeights, MatMul, StepCache, input_projection, weight_gradients
 from lstmkit.trace import GateTrace
 
 
@@ -25,10 +26,15 @@ class TimeLoops(NamedTuple):
 
     forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record) -> output, h_T, c_T, StepCache (T, ...) | None
     backward(d_output, dh_T, dc_T, cache, w, mask, keep_c, keep_h) -> dh_0, dc_0, StepGrads (T, ...)
+
+    With ``ragged``, both also take ``batch_sizes=`` (T,): the batch is sorted by length, longest first,
+    and step t runs its first batch_sizes[t] rows. ``matmul`` forms the products outside the loops.
     """
 
     forward: Callable
     backward: Callable
+    matmul: MatMul = torch.mm
+    ragged: bool = False
 
 
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
@@ -36,11 +42,12 @@ PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
 
 class HandBPTT(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, want_trace, *weights):
+    def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
         w = GateWeights(*weights)
-        x_gates, x_proj, x_rstd = input_projection(x, w)  # (T, B, G*H)
-        output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True)
-        ctx.loops = loops
+        x_gates, x_proj, x_rstd = input_projection(x, w, loops.matmul)  # (T, B, G*H)
+        ragged = ragged_arguments(batch_sizes)
+        output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged)
+        ctx.loops, ctx.ragged = loops, ragged
         ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, x_proj, x_rstd, *weights, *s)
         # Fresh tensors for h_T, c_T: they may be entries of the saved caches.
         results = (output, h.clone(), c.clone())
@@ -55,23 +62,36 @@ class HandBPTT(torch.autograd.Function):
         x, recurrent_mask, keep_c, keep_h, x_proj, x_rstd, *saved = ctx.saved_tensors
         w = GateWeights(*saved[: len(GateWeights._fields)])
         s = StepCache(*saved[len(GateWeights._fields) :])  # each field (T, ...)
-        dh0, dc0, d = ctx.loops.backward(d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h)
-        dx, dw = weight_gradients(x, x_proj, x_rstd, w, s, d, need_dx=ctx.needs_input_grad[1])
-        return None, dx, dh0, dc0, None, None, None, None, *dw
+        dh0, dc0, d = ctx.loops.backward(
+            d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h, **ctx.ragged
+        )
+        dx, dw = weight_gradients(x, x_proj, x_rstd, w, s, d, ctx.needs_input_grad[1], ctx.loops.matmul)
+        return None, dx, dh0, dc0, None, None, None, None, None, *dw
+
+
+def ragged_arguments(batch_sizes: Tensor | None) -> dict:
+    """The loops' extra keyword for a ragged batch; none for a full one."""
+    return {} if batch_sizes is None else {"batch_sizes": batch_sizes}
 
 
 def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:
     """A backend ``run`` (see lstmkit.backend.registry) that trains through HandBPTT with these loops."""
 
-    def run(x, h0, c0, w, recurrent_mask=None, keep_c=None, keep_h=None, want_trace=False) -> LayerResult:
+    def run(
+        x, h0, c0, w, recurrent_mask=None, keep_c=None, keep_h=None, want_trace=False, batch_sizes=None
+    ) -> LayerResult:
         inputs = (x, h0, c0, *w)
         if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
             output, h, c, *trace = HandBPTT.apply(
-                loops, x, h0, c0, recurrent_mask, keep_c, keep_h, want_trace, *w
+                loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *w
             )
             return LayerResult(output, h, c, GateTrace(*trace) if want_trace else None)
-        x_gates, _, _ = input_projection(x, w)  # inference: no caches unless the trace needs them
-        output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace)
+        # inference: no caches unless the trace needs them
+        x_gates, _, _ = input_projection(x, w, loops.matmul)
+        ragged = ragged_arguments(batch_sizes)
+        output, h, c, s = loops.forward(
+            x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace, **ragged
+        )
         return LayerResult(output, h, c, trace_of(s, output, c) if want_trace else None)
 
     return run

@@ -4,6 +4,9 @@ Contract of ``Backend.run(x, h0, c0, w, recurrent_mask, keep_c, keep_h, want_tra
     x: (T, B, I); h0: (B, P); c0: (B, H); w: GateWeights; recurrent_mask: (B, P) or None;
     keep_c: (T, B, H) or None; keep_h: (T, B, P) or None (see lstmkit.functional).
     Returns output (T, B, P) = h_1..h_T, h_T, c_T and, with want_trace, a GateTrace of (T, B, H) fields.
+A ``ragged`` backend also takes ``batch_sizes=`` (T,) int64 for a batch sorted by length, longest first:
+step t runs the first batch_sizes[t] rows, later rows keep their state, outputs past a row's end are 0
+and h_T, c_T are each row's state at its last step (padding without keep factors).
 It must be differentiable with respect to x, h0, c0 and every weight, and equal the reference backend.
 Optional backends register only when they import (or build) on this machine.
 """
@@ -33,6 +36,7 @@ class Backend:
     priority: int  # "auto" picks the available backend with the highest priority
     summary: str
     is_available: Callable[[], bool] = lambda: True  # optional backends check (or build) on first call
+    ragged: bool = False  # run takes batch_sizes= (see above)
 
 
 _REGISTRY: dict[str, Backend] = {}

@@ -62,32 +62,62 @@ def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
-def kernel_forward(x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool):
+def _weights(w: GateWeights) -> list[Tensor | None]:
+    return [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
+
+
+def _padding_keep(keep: Tensor | None, batch_sizes: Tensor | None, size: int, like: Tensor) -> Tensor | None:
+    """Keep factors that also hold every row past its length: a ragged batch in the Python loops' form."""
+    if batch_sizes is None:
+        return keep
+    steps, batch = like.shape[:2]
+    pad = torch.arange(batch, device=like.device) >= batch_sizes.to(like.device)[:, None]  # (T, B)
+    if keep is None:
+        return pad[..., None].to(like.dtype).expand(steps, batch, size)
+    return torch.where(pad[..., None], 1.0, keep)
+
+
+def kernel_forward(x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool, batch_sizes=None):
     if not _compiled(x_gates):
+        keep_c = _padding_keep(keep_c, batch_sizes, c0.shape[-1], x_gates)
+        keep_h = _padding_keep(keep_h, batch_sizes, h0.shape[-1], x_gates)
         return PYTHON_LOOPS.forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record)
-    weights = [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
-    args = [x_gates, h0, c0, *weights, w.ln_bias_c, mask, keep_c, keep_h]
-    output, h, c, *cache = kernel().forward(*map(_contiguous, args))
+    args = [x_gates, h0, c0, *_weights(w), w.ln_bias_c, mask, keep_c, keep_h, batch_sizes]
+    output, h, c, *cache = kernel().forward(*map(_contiguous, args), record)
     return output, h, c, StepCache(*cache) if record else None
 
 
-def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h):
+def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h, batch_sizes=None):
     if not _compiled(d_output):
+        keep_c = _padding_keep(keep_c, batch_sizes, dc.shape[-1], d_output)
+        keep_h = _padding_keep(keep_h, batch_sizes, dh.shape[-1], d_output)
         return PYTHON_LOOPS.backward(d_output, dh, dc, s, w, mask, keep_c, keep_h)
-    weights = [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
-    args = [*weights, mask, keep_c, keep_h]
+    args = [*_weights(w), mask, keep_c, keep_h, batch_sizes]
     dh0, dc0, *grads = kernel().backward(
         d_output, dh.contiguous(), dc.contiguous(), list(s), *map(_contiguous, args)
     )
     return dh0, dc0, StepGrads(*grads)
 
 
+def kernel_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a (M, K) @ b (K, N) through the kernel's tiled GEMM for float32 on the CPU, else torch.mm.
+
+    A transposed operand is copied once, the smaller side: a^T b sums over K = T*B rows in the weight
+    gradients, and is formed as (b^T a)^T when b is the smaller of the two."""
+    if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
+        return torch.mm(a, b)
+    if not a.is_contiguous() and a.t().is_contiguous() and b.shape[1] < a.shape[0]:
+        return kernel().matmul(b.t().contiguous(), a.t()).t().contiguous()  # (b^T a)^T, b^T copied
+    return kernel().matmul(a.contiguous(), b.contiguous())
+
+
 register(
     Backend(
         "cpu",
-        make_run(TimeLoops(kernel_forward, kernel_backward)),
+        make_run(TimeLoops(kernel_forward, kernel_backward, kernel_matmul, ragged=True)),
         priority=20,
-        summary="the hand-BPTT loops compiled: fused gates, GEMM per step",
+        summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,
+        ragged=True,
     )
 )

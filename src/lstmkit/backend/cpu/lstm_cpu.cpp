@@ -1,10 +1,11 @@
 // lstmkit CPU kernel: the LSTM recurrence over T steps, forward and hand-derived backward.
 //
-// It is the time loop of lstmkit.functional.lstm_step / lstm_step_backward, the same equations: per step,
-// the recurrent matrix product (ATen's GEMM), then one fused pass per batch row (the row functions below,
-// vectorised by the compiler, exp/tanh from the vector math library). The input projection and the weight
-// gradients stay outside, as one large product each (lstmkit.functional.input_projection and
-// weight_gradients).
+// It is the time loop of lstmkit.functional.lstm_step / lstm_step_backward, the same equations. Per step:
+// the recurrent matrix product, split by columns over the threads (oneDNN's GEMM micro-kernel through
+// ATen), then one fused pass per batch row (the row functions below, vectorised by the compiler, exp/tanh
+// from the vector math library), split by rows. All T steps run in one parallel region with a barrier
+// between the phases. The input projection and the weight gradients stay outside the loop, one large
+// product each (lstmkit.functional.input_projection and weight_gradients, through `matmul` below).
 //
 // Shape contract. T steps, B batch, H hidden, P = proj_size or H, G = 4 gates (i, f, g, o) or 3 with
 // coupled gates (f, g, o). Optional tensors (?) are None when the variant is off.
@@ -14,22 +15,27 @@
 //   w_ci (H)?, w_cf (H)?, w_co (H)?                   peephole (no w_ci with coupled gates)
 //   ln_hh (G*H)?, ln_c_w (H)?, ln_c_b (H)?            layer norm on W_hh h and on the cell
 //   mask (B, P)?                                      recurrent dropout
-//   keep_c (T, B, H)?, keep_h (T, B, P)?              zoneout / padding keep factors
-// forward(...) -> [output (T, B, P), h_T (B, P), c_T (B, H),
-//                  then StepCache stacked: h_in (T,B,P), c_prev, i, f, g, o, c_new, tanh_c, m (T,B,H),
+//   keep_c (T, B, H)?, keep_h (T, B, P)?              zoneout keep factors
+//   batch_sizes (T,) int64?                           ragged batch: rows sorted by length, longest first;
+//                                                     step t runs the first batch_sizes[t] rows only
+// forward(..., batch_sizes?, record) -> [output (T, B, P), h_T (B, P), c_T (B, H), and when `record`
+//                  the StepCache stacked: h_in (T,B,P), c_prev, i, f, g, o, c_new, tanh_c, m (T,B,H),
 //                  hh_normed (T,B,G*H)?, hh_rstd (T,B,1)?, c_normed (T,B,H)?, c_rstd (T,B,1)?]
+//                  (ragged: outputs past a row's length are 0, h_T is the output at its last step)
 // backward(d_output (T,B,P), dh_T, dc_T, StepCache list, w_hh, w_hr?, w_ci?, w_cf?, w_co?, ln_hh?, ln_c_w?,
-//          mask?, keep_c?, keep_h?)
+//          mask?, keep_c?, keep_h?, batch_sizes?)
 //          -> [dh_0 (B,P), dc_0 (B,H), then StepGrads stacked: da, dhh (T,B,G*H), dh_new (T,B,P), dc_hat (T,B,H)]
+// matmul(a (M,K), b (K,N)) -> a·b, tiled over ATen's threads.
 // All tensors contiguous, float32 or float64, on the CPU.
 
+#include <ATen/Parallel.h>
+#include <ATen/native/CPUBlas.h>
+#include <omp.h>
 #include <torch/extension.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <vector>
 
@@ -57,71 +63,88 @@ const T* data_or_zeros(const OptTensor& t, const std::vector<T>& zeros) {
   return t.has_value() ? t->data_ptr<T>() : zeros.data();
 }
 
-// ---- the per-step matrix products ---------------------------------------------------------------------
+// ---- matrix products -----------------------------------------------------------------------------------
 
-// MKL's packed GEMM (the weights packed once per call, not once per step), found at run time in the
-// libtorch that torch already loaded; absent (another BLAS), products fall back to ATen's GEMM.
-struct PackedSgemm {
-  using GetSize = size_t (*)(int, int, int, int);
-  using Pack = void (*)(int, int, int, int, int, int, float, const float*, int, float*);
-  using Compute = void (*)(int, int, int, int, int, int, const float*, int, const float*, int, float, float*, int);
-  GetSize get_size = nullptr;
-  Pack pack = nullptr;
-  Compute compute = nullptr;
-  enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162 };
-
-  static const PackedSgemm& instance() {
-    static const PackedSgemm found = [] {
-      PackedSgemm p;
-      if (void* lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD)) {
-        p.get_size = reinterpret_cast<GetSize>(dlsym(lib, "cblas_sgemm_pack_get_size"));
-        p.pack = reinterpret_cast<Pack>(dlsym(lib, "cblas_sgemm_pack"));
-        p.compute = reinterpret_cast<Compute>(dlsym(lib, "cblas_sgemm_compute"));
-      }
-      return p;
-    }();
-    return found;
-  }
-  bool available() const { return get_size && pack && compute; }
-};
-
-// c (rows, n) = a (rows, k) · op(W) for a fixed weight W (row-major): op(W) = W^T for W (n, k) when
-// `transpose`, else W itself, (k, n). Raw pointers in and out: no tensors are made per step.
+// C (M, N) = A (M, K) · B (K, N) (+ C when `add`), row-major with leading dimensions, on this thread.
+// float: oneDNN's batch-reduce GEMM micro-kernel through ATen (generated once per shape and cached; on
+// CPUs where the BLAS takes a generic path it is several times faster); double (the gradient checks):
+// ATen's matrix product on views of the same memory.
 template <typename T>
-class WeightGemm {
- public:
-  WeightGemm(const Tensor& w, bool transpose, int64_t rows)
-      : rows_(rows), n_(transpose ? w.size(0) : w.size(1)), k_(transpose ? w.size(1) : w.size(0)) {
-    const auto& mkl = PackedSgemm::instance();
-    if constexpr (std::is_same_v<T, float>) {
-      if (mkl.available()) {
-        packed_.resize(mkl.get_size(PackedSgemm::kBMatrix, rows_, n_, k_) / sizeof(float) + 1);
-        mkl.pack(PackedSgemm::kRowMajor, PackedSgemm::kBMatrix, transpose ? PackedSgemm::kTrans : PackedSgemm::kNoTrans,
-                 rows_, n_, k_, 1.0f, w.data_ptr<float>(), transpose ? k_ : n_, packed_.data());
-        return;
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+          bool add) {
+  if (M <= 0 || N <= 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/false);
+  } else {
+    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+    const Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, options);
+    const Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, options);
+    Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, options);
+    if (add) {
+      c.addmm_(a, b);
+    } else {
+      at::mm_out(c, a, b);
+    }
+  }
+}
+
+// The same product for large operands, tiled (rows, columns, and the inner dimension so that each tile's
+// operands stay in cache) and spread over ATen's threads. Used for the input projection and the weight
+// gradients, the products outside the time loop.
+template <typename T>
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+  constexpr int64_t kRows = 64, kCols = 256, kInner = 512;
+  const int64_t row_tiles = (M + kRows - 1) / kRows, col_tiles = (N + kCols - 1) / kCols;
+  at::parallel_for(0, row_tiles * col_tiles, 1, [&](int64_t first, int64_t last) {
+    for (int64_t tile = first; tile < last; ++tile) {
+      const int64_t r = (tile / col_tiles) * kRows, c = (tile % col_tiles) * kCols;
+      const int64_t rows = std::min(kRows, M - r), cols = std::min(kCols, N - c);
+      for (int64_t k = 0; k < K; k += kInner) {
+        gemm(rows, cols, std::min(kInner, K - k), A + r * K + k, K, B + k * N + c, N, C + r * N + c, N, k > 0);
+      }
+      if (K == 0) {
+        for (int64_t i = 0; i < rows; ++i) std::fill_n(C + (r + i) * N + c, cols, T(0));
       }
     }
-    op_w_ = transpose ? w.t() : w;
-  }
+  });
+}
 
-  void operator()(const T* a, T* c) const {
-    if constexpr (std::is_same_v<T, float>) {
-      if (!packed_.empty()) {
-        PackedSgemm::instance().compute(PackedSgemm::kRowMajor, PackedSgemm::kNoTrans, PackedSgemm::kPacked, rows_, n_,
-                                        k_, a, k_, packed_.data(), n_, 0.0f, c, n_);
-        return;
-      }
-    }
-    auto options = op_w_.options();
-    Tensor out = at::from_blob(c, {rows_, n_}, options);
-    at::mm_out(out, at::from_blob(const_cast<T*>(a), {rows_, k_}, options), op_w_);
-  }
+// ---- threads inside the time loop ----------------------------------------------------------------------
 
- private:
-  int64_t rows_, n_, k_;
-  std::vector<float> packed_;
-  Tensor op_w_;
+// The loops run in one parallel region for all T steps: per step the threads split the recurrent product
+// by columns and the gate arithmetic by batch rows, and meet at a barrier between the two. One region,
+// not one per step: a fork per step costs more than the work at small sizes.
+struct Span {
+  int64_t begin, end;
 };
+
+// Thread `id` of `count`'s share of [0, n), in multiples of `align` (whole cache lines of columns).
+inline Span share(int64_t n, int id, int count, int64_t align = 1) {
+  const int64_t units = (n + align - 1) / align;
+  const int64_t begin = std::min(n, units * id / count * align), end = std::min(n, units * (id + 1) / count * align);
+  return {begin, end};
+}
+
+inline void barrier() {
+#pragma omp barrier
+}
+
+// Threads for a loop whose per-step product has `flops`: one when a step is too small for a barrier to pay.
+inline int loop_threads(double flops_per_step) {
+  constexpr double kFlopsPerThread = 4e5;
+  const int most = at::get_num_threads();
+  return std::max(1, std::min(most, static_cast<int>(flops_per_step / kFlopsPerThread)));
+}
+
+template <typename Body>
+void in_parallel(int threads, Body&& body) {
+  if (threads <= 1) {
+    body(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  body(omp_get_thread_num(), omp_get_num_threads());
+}
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
 
@@ -220,36 +243,61 @@ void gate_grads_row(const T* __restrict dm, const T* __restrict dcn, const T* __
   }
 }
 
+// batch_sizes (T,) int64, non-increasing, each in [0, B]: checked once, outside the parallel region.
+void check_batch_sizes(const OptTensor& sizes, int64_t steps, int64_t batch) {
+  if (!sizes) return;
+  TORCH_CHECK(sizes->dim() == 1 && sizes->size(0) == steps && sizes->scalar_type() == at::kLong &&
+                  sizes->is_contiguous(),
+              "batch_sizes must be a contiguous (T,) int64 tensor");
+  const int64_t* n = sizes->data_ptr<int64_t>();
+  for (int64_t t = 0; t < steps; ++t)
+    TORCH_CHECK(n[t] >= 0 && n[t] <= batch && (t == 0 || n[t] <= n[t - 1]), "batch_sizes must be non-increasing in [0, B]");
+}
+
 // ---- the loops -----------------------------------------------------------------------------------------
+
+// Active rows per step: all B, or batch_sizes[t] of a batch sorted by length, longest first (ragged).
+struct Active {
+  const int64_t* sizes;
+  int64_t batch;
+  int64_t at(int64_t t) const { return sizes ? sizes[t] : batch; }
+};
 
 template <typename T>
 std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                                  const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
                                  const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
                                  const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h) {
+                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record) {
   const int64_t steps = x_gates.size(0), B = x_gates.size(1), H = c0.size(1), P = h0.size(1);
   const int64_t GH = x_gates.size(2), BH = B * H, BP = B * P;
-  const bool coupled = GH == 3 * H;
-  auto make = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, x_gates.options()); };
-  Tensor output = make({steps, B, P}), h_in = make({steps, B, P}), c_prev = make({steps, B, H});
-  Tensor gi = make({steps, B, H}), gf = make({steps, B, H}), gg = make({steps, B, H}), go = make({steps, B, H});
-  Tensor c_new = make({steps, B, H}), tanh_c = make({steps, B, H}), m = make({steps, B, H});
+  const bool coupled = GH == 3 * H, ragged = batch_sizes.has_value();
+  const Active active{ragged ? batch_sizes->data_ptr<int64_t>() : nullptr, B};
+  // Caches for every step when recording (training, traces), else one step's scratch reused (stride 0).
+  // Ragged: rows past a sequence's end are never written, so they start at zero (finite in the sums of
+  // the weight gradients, and the zero outputs padding needs).
+  const int64_t cached = record ? steps : 1, stride = record ? 1 : 0;
+  auto make = [&](std::initializer_list<int64_t> shape) {
+    return ragged ? at::zeros(shape, x_gates.options()) : at::empty(shape, x_gates.options());
+  };
+  Tensor output = make({steps, B, P}), h_in = make({cached, B, P}), c_prev = make({cached, B, H});
+  Tensor gi = make({cached, B, H}), gf = make({cached, B, H}), gg = make({cached, B, H});
+  Tensor go = make({cached, B, H}), c_new = make({cached, B, H}), tanh_c = make({cached, B, H});
+  Tensor m = make({cached, B, H});
   Tensor hh_normed, hh_rstd, c_normed, c_rstd;
-  if (ln_hh) hh_normed = make({steps, B, GH}), hh_rstd = make({steps, B, 1});
-  if (ln_c_w) c_normed = make({steps, B, H}), c_rstd = make({steps, B, 1});
-  Tensor hh = make({B, GH}), c_cur = c0.clone();
-
-  const WeightGemm<T> recurrent(w_hh, /*transpose=*/true, B);  // W_hh h_in
-  std::unique_ptr<WeightGemm<T>> projection;                      // W_hr m
-  if (w_hr) projection = std::make_unique<WeightGemm<T>>(*w_hr, /*transpose=*/true, B);
+  if (ln_hh) hh_normed = make({cached, B, GH}), hh_rstd = make({cached, B, 1});
+  if (ln_c_w) c_normed = make({cached, B, H}), c_rstd = make({cached, B, 1});
+  Tensor hh = at::empty({B, GH}, x_gates.options()), c_cur = c0.clone();
+  const Tensor w_hh_t = w_hh.t().contiguous();                              // (P, G*H)
+  const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();           // (H, P)
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
   const T* w_co_p = data_or_zeros<T>(w_co, zeros);
   const T *ln_hh_p = data_or_null<T>(ln_hh), *ln_cw_p = data_or_null<T>(ln_c_w), *ln_cb_p = data_or_null<T>(ln_c_b);
   const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
-  const T *xg_p = x_gates.data_ptr<T>(), *h0_p = h0.data_ptr<T>();
+  const T *xg_p = x_gates.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *whh_p = w_hh_t.data_ptr<T>();
+  const T* whr_p = w_hr ? w_hr_t.data_ptr<T>() : nullptr;
   T *out_p = output.data_ptr<T>(), *h_in_p = h_in.data_ptr<T>(), *c_prev_p = c_prev.data_ptr<T>();
   T *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>(), *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>();
   T *cn_p = c_new.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>(), *m_p = m.data_ptr<T>(), *cc = c_cur.data_ptr<T>();
@@ -257,59 +305,87 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
   T *cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr, *cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
   T* hh_p = hh.data_ptr<T>();
 
-  for (int64_t t = 0; t < steps; ++t) {
-    const T* h_prev = t == 0 ? h0_p : out_p + (t - 1) * BP;
-    T* hin = h_in_p + t * BP;
-    if (mask_p) {
-      for (int64_t k = 0; k < BP; ++k) hin[k] = h_prev[k] * mask_p[k];
-    } else {
-      std::memcpy(hin, h_prev, BP * sizeof(T));
-    }
-    T* cp = c_prev_p + t * BH;
-    std::memcpy(cp, cc, BH * sizeof(T));
-    recurrent(hin, hh_p);  // (B, G*H)
+  // h_in = h ⊙ mask (or h) for rows [b0, b1) and columns [c0, c1) of (B, P) blocks.
+  auto carry_in = [&](const T* h, T* hin, int64_t b0, int64_t b1, int64_t c0, int64_t c1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t j = c0; j < c1; ++j) hin[b * P + j] = h[b * P + j] * (mask_p ? mask_p[b * P + j] : T(1));
+  };
+  const int threads = loop_threads(2.0 * B * GH * P);
 
-    const T* xg = xg_p + t * B * GH;
-    T *pi = gi_p + t * BH, *pf = gf_p + t * BH, *pg = gg_p + t * BH, *po = go_p + t * BH;
-    T *pcn = cn_p + t * BH, *ptc = tc_p + t * BH, *pm = m_p + t * BH, *out = out_p + t * BP;
-    const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
-    const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
+  in_parallel(threads, [&](int id, int count) {
+    const Span first_rows = share(B, id, count);
+    carry_in(h0_p, h_in_p, first_rows.begin, first_rows.end, 0, P);
+    barrier();
+    for (int64_t t = 0; t < steps; ++t) {
+      const int64_t n = active.at(t), c = t * stride;
+      const T* h_prev = t == 0 ? h0_p : out_p + (t - 1) * BP;
+      T* hin = h_in_p + c * BP;
+      T* hin_next = h_in_p + (t + 1 < steps ? (t + 1) * stride : 0) * BP;
+      T *cp = c_prev_p + c * BH, *pi = gi_p + c * BH, *pf = gf_p + c * BH, *pg = gg_p + c * BH;
+      T *po = go_p + c * BH, *pcn = cn_p + c * BH, *ptc = tc_p + c * BH, *pm = m_p + c * BH, *out = out_p + t * BP;
+      const T* xg = xg_p + t * B * GH;
+      const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
+      const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
-    // The rows run on this thread: the GEMM above is where the threads help; a parallel region per step
-    // would wait at its barrier for a descheduled thread whenever the machine is busy.
-    for (int64_t b = 0; b < B; ++b) {
-      T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
-      const T* x = xg + b * GH;
-      if (ln_hh_p) {
-        T* normed = hn_p + (t * B + b) * GH;
-        hr_p[t * B + b] = layer_norm_row(a, normed, GH);
-        for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
-      } else {
-        for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
+      const Span cols = share(GH, id, count, 16);
+      gemm(n, cols.end - cols.begin, P, hin, P, whh_p + cols.begin, GH, hh_p + cols.begin, GH, false);  // W_hh h_in
+      barrier();
+
+      const Span rows = share(n, id, count);
+      for (int64_t b = rows.begin; b < rows.end; ++b) {
+        T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
+        const T* x = xg + b * GH;
+        const int64_t r = b * H;
+        std::memcpy(cp + r, cc + r, H * sizeof(T));
+        if (ln_hh_p) {
+          T* normed = hn_p + (c * B + b) * GH;
+          hr_p[c * B + b] = layer_norm_row(a, normed, GH);
+          for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
+        } else {
+          for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
+        }
+        (coupled ? gates_row<T, true> : gates_row<T, false>)(a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r,
+                                                             pcn + r);
+        const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
+        if (ln_cw_p) {
+          T* normed = cnm_p + c * BH + r;
+          cr_p[c * B + b] = layer_norm_row(pcn + r, normed, H);
+          for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
+          c_hat = ptc + r;
+        }
+        output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
+        if (record && t + 1 < steps && b >= active.at(t + 1)) {  // a sequence's last step: its c_t is
+          std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
+        }
+        if (!whr_p) {  // h_t = m + k (h_prev - m)
+          T* h = out + b * P;
+          const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
+          for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
+          if (t + 1 < steps) carry_in(out, hin_next, b, b + 1, 0, P);
+        }
       }
-      const int64_t r = b * H;
-      (coupled ? gates_row<T, true> : gates_row<T, false>)(a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r,
-                                                           pcn + r);
-      const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
-      if (ln_cw_p) {
-        T* normed = cnm_p + t * BH + r;
-        cr_p[t * B + b] = layer_norm_row(pcn + r, normed, H);
-        for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
-        c_hat = ptc + r;
+      if (whr_p) {  // h̃ = W_hr m, split by columns of P
+        barrier();
+        const Span pcols = share(P, id, count, 16);
+        gemm(n, pcols.end - pcols.begin, H, pm, H, whr_p + pcols.begin, P, out + pcols.begin, P, false);
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t j = pcols.begin; j < pcols.end; ++j) {
+            const int64_t k = b * P + j;
+            out[k] += kh[k] * (h_prev[k] - out[k]);
+          }
+        if (t + 1 < steps) carry_in(out, hin_next, 0, n, pcols.begin, pcols.end);
       }
-      output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
-      if (!projection) {  // h_t = m + k (h_prev - m)
-        T* h = out + b * P;
-        const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
-        for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
-      }
+      barrier();
     }
-    if (projection) {
-      (*projection)(pm, out);  // (B, P) h̃ = W_hr m
-      for (int64_t k = 0; k < BP; ++k) out[k] += kh[k] * (h_prev[k] - out[k]);
-    }
+  });
+
+  // h_T of each row: its last active step's output.
+  Tensor h_T = at::empty({B, P}, x_gates.options());
+  for (int64_t b = 0, t = steps - 1; b < B; ++b) {
+    while (t > 0 && active.at(t) <= b) --t;
+    std::memcpy(h_T.data_ptr<T>() + b * P, out_p + (t * B + b) * P, P * sizeof(T));
   }
-  Tensor h_T = output[steps - 1].clone();
+  if (!record) return {output, h_T, c_cur};
   return {output, h_T, c_cur, h_in, c_prev, gi, gf, gg, go, c_new, tanh_c, m, hh_normed, hh_rstd, c_normed, c_rstd};
 }
 
@@ -318,7 +394,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
                                   const std::vector<OptTensor>& cache, const Tensor& w_hh, const OptTensor& w_hr,
                                   const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
                                   const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& mask,
-                                  const OptTensor& keep_c, const OptTensor& keep_h) {
+                                  const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& batch_sizes) {
   // cache: the StepCache fields in order (h_in, c_prev, i, f, g, o, c_new, tanh_c, m, hh_normed, hh_rstd,
   // c_normed, c_rstd); the last four only with layer norm.
   const Tensor &c_prev = *cache[1], &gi = *cache[2], &gf = *cache[3], &gg = *cache[4], &go = *cache[5],
@@ -327,18 +403,17 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   const Tensor c_normed = cache[11].value_or(Tensor()), c_rstd = cache[12].value_or(Tensor());
   const int64_t steps = d_output.size(0), B = d_output.size(1), P = d_output.size(2), H = c_prev.size(2);
   const int64_t GH = w_hh.size(0), BH = B * H, BP = B * P;
-  const bool coupled = GH == 3 * H;
-  auto make = [&](std::initializer_list<int64_t> shape) { return at::empty(shape, d_output.options()); };
+  const bool coupled = GH == 3 * H, ragged = batch_sizes.has_value();
+  const Active active{ragged ? batch_sizes->data_ptr<int64_t>() : nullptr, B};
+  // Ragged: rows past a sequence's end keep zero gradients (the weight gradients sum over all rows).
+  auto make = [&](std::initializer_list<int64_t> shape) {
+    return ragged ? at::zeros(shape, d_output.options()) : at::empty(shape, d_output.options());
+  };
 
   Tensor da = make({steps, B, GH}), dh_new = make({steps, B, P}), dc_hat = make({steps, B, H});
   Tensor dhh = ln_hh ? make({steps, B, GH}) : da;
   Tensor dh = dh_T.clone(), dc = dc_T.clone();  // dL/dh_t, dL/dc_t carried back through time
-  Tensor dh_total = make({B, P}), dm = make({B, H});
-  std::vector<T> dcn(H);  // one row's dL/dc̃ through the hidden path
-
-  const WeightGemm<T> recurrent(w_hh, /*transpose=*/false, B);  // dhh · W_hh
-  std::unique_ptr<WeightGemm<T>> projection;                       // dh̃ · W_hr
-  if (w_hr) projection = std::make_unique<WeightGemm<T>>(*w_hr, /*transpose=*/false, B);
+  Tensor dh_total = at::empty({B, P}, d_output.options()), dm = at::empty({B, H}, d_output.options());
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
@@ -347,7 +422,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
   const T *dout_p = d_output.data_ptr<T>(), *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>();
   const T *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>();
-  const T* cp_p = c_prev.data_ptr<T>();
+  const T *cp_p = c_prev.data_ptr<T>(), *whh_p = w_hh.data_ptr<T>(), *whr_p = data_or_null<T>(w_hr);
   const T* cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr;
   const T* cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
   const T* hn_p = ln_hh ? hh_normed.data_ptr<T>() : nullptr;
@@ -355,42 +430,58 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   T *da_p = da.data_ptr<T>(), *dhh_p = dhh.data_ptr<T>(), *dhn_p = dh_new.data_ptr<T>();
   T *dch_p = dc_hat.data_ptr<T>(), *dh_p = dh.data_ptr<T>(), *dc_p = dc.data_ptr<T>();
   T *dt_p = dh_total.data_ptr<T>(), *dm_p = dm.data_ptr<T>();
+  const int threads = loop_threads(2.0 * B * GH * P);
 
-  for (int64_t t = steps - 1; t >= 0; --t) {
-    const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
-    const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
-    const T* dout = dout_p + t * BP;
-    T* dhn = dhn_p + t * BP;
-    for (int64_t k = 0; k < BP; ++k) {
-      dt_p[k] = dh_p[k] + dout[k];           // this step's output share plus what step t+1 sent back
-      dhn[k] = dt_p[k] * (T(1) - kh[k]);     // h_t = k h_{t-1} + (1 - k) h̃_t
-    }
-    if (projection) (*projection)(dhn, dm_p);  // (B, H)
-    const T* dmt = projection ? dm_p : dhn;
-    const int64_t s = t * BH;
-    T* dat = da_p + t * B * GH;
-    T* dhht = dhh_p + t * B * GH;
-
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t r = b * H;
-      const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
-      T* dch = dch_p + s + r;
-      for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
-      for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
-      if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
-      T* a = dat + b * GH;
-      (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
-          dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
-          kc + r, H, a, dc_p + r);
-      if (ln_hh_p) {
-        T* d = dhht + b * GH;
-        for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
-        layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
+  in_parallel(threads, [&](int id, int count) {
+    std::vector<T> dcn(H);  // one row's dL/dc̃ through the hidden path
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const int64_t n = active.at(t), s = t * BH;
+      const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
+      const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
+      const T* dout = dout_p + t * BP;
+      T* dhn = dhn_p + t * BP;
+      T* dat = da_p + t * B * GH;
+      T* dhht = dhh_p + t * B * GH;
+      const Span rows = share(n, id, count);
+      for (int64_t k = rows.begin * P; k < rows.end * P; ++k) {
+        dt_p[k] = dh_p[k] + dout[k];        // this step's output share plus what step t+1 sent back
+        dhn[k] = dt_p[k] * (T(1) - kh[k]);  // h_t = k h_{t-1} + (1 - k) h̃_t
       }
+      if (whr_p) {  // dL/dm = dh̃ · W_hr, split by columns of H
+        barrier();
+        const Span hcols = share(H, id, count, 16);
+        gemm(n, hcols.end - hcols.begin, P, dhn, P, whr_p + hcols.begin, H, dm_p + hcols.begin, H, false);
+        barrier();
+      }
+      const T* dmt = whr_p ? dm_p : dhn;
+      for (int64_t b = rows.begin; b < rows.end; ++b) {
+        const int64_t r = b * H;
+        const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
+        T* dch = dch_p + s + r;
+        for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
+        for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
+        if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
+        T* a = dat + b * GH;
+        (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
+            dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
+            kc + r, H, a, dc_p + r);
+        if (ln_hh_p) {
+          T* d = dhht + b * GH;
+          for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
+          layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
+        }
+      }
+      barrier();
+      const Span pcols = share(P, id, count, 16);  // dL/dh_{t-1}: back through W_hh, split by columns of P
+      gemm(n, pcols.end - pcols.begin, GH, dhht, GH, whh_p + pcols.begin, P, dh_p + pcols.begin, P, false);
+      for (int64_t b = 0; b < n; ++b)
+        for (int64_t j = pcols.begin; j < pcols.end; ++j) {
+          const int64_t k = b * P + j;
+          dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + dt_p[k] * kh[k];
+        }
+      barrier();
     }
-    recurrent(dhht, dh_p);  // (B, P) back through W_hh
-    for (int64_t k = 0; k < BP; ++k) dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + dt_p[k] * kh[k];
-  }
+  });
   return {dh, dc, da, dhh, dh_new, dc_hat};
 }
 
@@ -398,12 +489,13 @@ std::vector<Tensor> lstm_forward(const Tensor& x_gates, const Tensor& h0, const 
                                  const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
                                  const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
                                  const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h) {
+                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record) {
   TORCH_CHECK(x_gates.dim() == 3 && x_gates.size(0) > 0, "x_gates must be (T, B, G*H) with T > 0");
+  check_batch_sizes(batch_sizes, x_gates.size(0), x_gates.size(1));
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x_gates.scalar_type(), "lstmkit_forward", [&] {
     result = forward_impl<scalar_t>(x_gates, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, mask,
-                                    keep_c, keep_h);
+                                    keep_c, keep_h, batch_sizes, record);
   });
   return result;
 }
@@ -412,13 +504,26 @@ std::vector<Tensor> lstm_backward(const Tensor& d_output, const Tensor& dh_T, co
                                   const std::vector<OptTensor>& cache, const Tensor& w_hh, const OptTensor& w_hr,
                                   const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
                                   const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& mask,
-                                  const OptTensor& keep_c, const OptTensor& keep_h) {
+                                  const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& batch_sizes) {
+  check_batch_sizes(batch_sizes, d_output.size(0), d_output.size(1));
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(d_output.scalar_type(), "lstmkit_backward", [&] {
     result = backward_impl<scalar_t>(d_output, dh_T, dc_T, cache, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w,
-                                     mask, keep_c, keep_h);
+                                     mask, keep_c, keep_h, batch_sizes);
   });
   return result;
+}
+
+// a (M, K) · b (K, N), both contiguous and of one floating type.
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "matmul: shapes do not match");
+  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul: layouts");
+  Tensor c = at::empty({a.size(0), b.size(1)}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_matmul", [&] {
+    tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                         c.data_ptr<scalar_t>());
+  });
+  return c;
 }
 
 }  // namespace
@@ -426,4 +531,5 @@ std::vector<Tensor> lstm_backward(const Tensor& d_output, const Tensor& dh_T, co
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstm_forward, "LSTM recurrence forward (see the shape contract in lstm_cpu.cpp)");
   m.def("backward", &lstm_backward, "LSTM recurrence backward (see the shape contract in lstm_cpu.cpp)");
+  m.def("matmul", &matmul, "a (M, K) · b (K, N) for contiguous CPU tensors, tiled over ATen's threads");
 }
