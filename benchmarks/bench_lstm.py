@@ -1,12 +1,14 @@
-"""Time lstmkit's backends against torch.nn.LSTM: correctness first, then interleaved timings.
+"""Time lstmkit against torch.nn.LSTM and plain PyTorch loops: correctness first, then interleaved timings.
 
-    python benchmarks/bench_lstm.py            # the whole grid
-    python benchmarks/bench_lstm.py --quick    # the first two shapes, fewer repeats
+    python benchmarks/bench_lstm.py                 # every table
+    python benchmarks/bench_lstm.py --quick         # two shapes, fewer repeats
+    python benchmarks/bench_lstm.py --only grid     # one table: grid, variants, ragged, streaming
 
-For each shape every contender runs in turn inside each repeat (interleaved, so drift in the machine's
-speed hits all alike); the table shows the median over repeats, the ratio peer time / our time
-(above 1: lstmkit is faster) and reference time / each faster backend's time. Before any timing,
-each backend's outputs and gradients are checked against torch.nn.LSTM on the same weights.
+Every contender runs in turn inside each repeat (interleaved, so drift in the machine's speed hits all
+alike); tables show the median over repeats and the ratio peer time / lstmkit time (above 1: lstmkit is
+faster). Before any timing, each contender's outputs and gradients are checked against a reference.
+GFLOP/s counts the matrix products (a training step as 3x the forward's), next to the machine's large
+sgemm measured in the same run: torch.mm (the BLAS) and lstmkit's tiled GEMM (oneDNN's micro-kernel).
 """
 
 from __future__ import annotations
@@ -14,96 +16,319 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit
+from lstmkit.backend import cpu
 
-# (T, B, input, hidden, layers, bidirectional)
-GRID = [
-    (100, 32, 128, 128, 1, False),
-    (200, 8, 32, 64, 1, False),
-    (100, 64, 256, 256, 1, False),
-    (50, 16, 512, 512, 1, False),
-    (100, 64, 64, 512, 1, False),
-    (100, 32, 128, 128, 2, False),
-    (100, 32, 128, 128, 1, True),
-]
+# (T, B, input, hidden); each with 1 and 2 layers, and the first also bidirectional
+SHAPES = [(100, 32, 128, 128), (100, 64, 256, 256), (50, 16, 512, 512), (100, 64, 64, 512), (200, 8, 32, 64)]
+BACKEND = "cpu"
 
 
-def check_against_torch(lstm: lstmkit.LSTM, x: torch.Tensor) -> float:
-    """Largest relative difference to torch.nn.LSTM over output and all gradients."""
-    twin = torch.nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, bidirectional=lstm.bidirectional)
-    twin.load_state_dict(lstm.state_dict())
-    results = []
-    for module in (lstm, twin):
-        module.zero_grad()
-        xi = x.clone().requires_grad_()
-        out, _ = module(xi)
-        out.square().sum().backward()
-        results.append([out, xi.grad, *[p.grad for p in module.parameters()]])
-    return max(((a - e).abs().max() / e.abs().max()).item() for a, e in zip(*results))
-
-
-def training_step(module, x):
-    out, _ = module(x)
-    out.sum().backward()
-
-
-def inference(module, x):
-    with torch.no_grad():
-        module(x)
-
-
-def time_interleaved(contenders: dict, x: torch.Tensor, step, repeats: int) -> dict[str, float]:
-    """Median seconds per call of ``step(module, x)`` for each contender, interleaved per repeat."""
-    for module in contenders.values():
-        step(module, x)  # warm-up
-    times = {name: [] for name in contenders}
+def median_times(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each contender, interleaved per repeat, after one warm-up call each."""
+    for run in contenders.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
-        for name, module in contenders.items():
+        for name, run in contenders.items():
             start = time.perf_counter()
-            step(module, x)
+            run()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def sgemm_gflops(repeats: int) -> tuple[float, float]:
+    """Large square sgemm GFLOP/s: torch.mm (the BLAS) and lstmkit's tiled GEMM."""
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    med = median_times({"torch": lambda: a @ b, "lstmkit": lambda: cpu.kernel_matmul(a, b)}, repeats)
+    return 2 * n**3 / med["torch"] / 1e9, 2 * n**3 / med["lstmkit"] / 1e9
+
+
+def lstm_flops(steps: int, batch: int, inp: int, hidden: int, layers: int, directions: int) -> float:
+    """Multiply-adds x 2 of one forward: the input and recurrent products of every layer and direction."""
+    total = 0
+    for layer in range(layers):
+        layer_in = inp if layer == 0 else directions * hidden
+        total += directions * 2 * steps * batch * (layer_in + hidden) * 4 * hidden
+    return float(total)
+
+
+def max_relative_error(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> float:
+    pairs = zip(actual, expected)
+    return max(((a - e).abs().max() / e.abs().max().clamp_min(1e-30)).item() for a, e in pairs)
+
+
+def outputs_and_grads(module, x, **call) -> list[torch.Tensor]:
+    module.zero_grad()
+    xi = x.clone().requires_grad_()
+    out = module(xi, **call)[0]
+    out = out.data if hasattr(out, "batch_sizes") else out
+    out.square().sum().backward()
+    return [out, xi.grad, *[p.grad for p in module.parameters()]]
+
+
+def require(error: float, what: str, limit: float = 1e-4) -> None:
+    if not error <= limit:
+        raise SystemExit(f"{what}: relative error {error:.2e} exceeds {limit:.0e}; not timing it")
+
+
+def train_step(module, x, **call):
+    def run():
+        out = module(x, **call)[0]
+        (out.data if hasattr(out, "batch_sizes") else out).sum().backward()
+
+    return run
+
+
+def infer(module, x, **call):
+    def run():
+        with torch.no_grad():
+            module(x, **call)
+
+    return run
+
+
+# ---- the grid against torch.nn.LSTM ----------------------------------------------------------------------
+
+
+def grid(repeats: int, quick: bool, peak: float) -> None:
+    print("\n## lstmkit (cpu backend) against torch.nn.LSTM, float32")
+    print(
+        f"{'T':>4} {'B':>3} {'in':>4} {'hid':>4} {'L':>2} {'bi':>2} {'mode':>9}  {'torch ms':>9} "
+        f"{'lstmkit ms':>10} {'torch/lstmkit':>13}  {'GFLOP/s':>8} {'% sgemm':>7}"
     )
-    parser.add_argument("--quick", action="store_true", help="two shapes, three repeats")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per shape (median reported)")
-    args = parser.parse_args()
-    grid, repeats = (GRID[:2], 3) if args.quick else (GRID, args.repeats)
-    backends = lstmkit.backends()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; backends: {', '.join(backends)}")
-    header = f"{'T':>4} {'B':>3} {'in':>4} {'hid':>4} {'L':>2} {'bi':>2} {'mode':>9}  {'torch ms':>9}"
-    faster = [b for b in backends if b != "reference"]
-    header += "".join(f"  {b + ' ms':>13} {'torch/' + b:>16}" for b in backends)
-    print(header + "".join(f"  {'reference/' + b:>15}" for b in faster))
-    for steps, batch, inp, hidden, layers, bidir in grid:
+    configs = [(s, layers, False) for s in SHAPES[: 2 if quick else None] for layers in (1, 2)]
+    configs.insert(2, (SHAPES[0], 1, True))
+    ratios = {"train": [], "inference": []}
+    for (steps, batch, inp, hidden), layers, bidirectional in configs:
         torch.manual_seed(0)
+        ours = lstmkit.LSTM(inp, hidden, layers, bidirectional=bidirectional, backend=BACKEND)
+        theirs = torch.nn.LSTM(inp, hidden, layers, bidirectional=bidirectional)
+        theirs.load_state_dict(ours.state_dict())
         x = torch.randn(steps, batch, inp)
-        ours = {}
-        for name in backends:
-            torch.manual_seed(0)
-            ours[name] = lstmkit.LSTM(inp, hidden, layers, bidirectional=bidir, backend=name)
-            error = check_against_torch(ours[name], x[:10])
-            if error > 1e-4:
-                raise SystemExit(
-                    f"{name} disagrees with torch.nn.LSTM (relative error {error:.2e}): not timing it"
-                )
-        contenders = {"torch": torch.nn.LSTM(inp, hidden, layers, bidirectional=bidir), **ours}
-        for mode, step in (("train", training_step), ("inference", inference)):
-            med = time_interleaved(contenders, x, step, repeats)
-            row = (
-                f"{steps:>4} {batch:>3} {inp:>4} {hidden:>4} {layers:>2} {'y' if bidir else 'n':>2} {mode:>9}"
+        short = x[:10]
+        require(max_relative_error(outputs_and_grads(ours, short), outputs_and_grads(theirs, short)), "grid")
+        flops = lstm_flops(steps, batch, inp, hidden, layers, 2 if bidirectional else 1)
+        for mode, make, factor in (("train", train_step, 3), ("inference", infer, 1)):
+            med = median_times({"torch": make(theirs, x), "lstmkit": make(ours, x)}, repeats)
+            ratio = med["torch"] / med["lstmkit"]
+            ratios[mode].append(ratio)
+            gflops = factor * flops / med["lstmkit"] / 1e9
+            print(
+                f"{steps:>4} {batch:>3} {inp:>4} {hidden:>4} {layers:>2} {'y' if bidirectional else 'n':>2} "
+                f"{mode:>9}  {med['torch'] * 1e3:>9.2f} {med['lstmkit'] * 1e3:>10.2f} {ratio:>13.2f}  "
+                f"{gflops:>8.1f} {100 * gflops / peak:>6.0f}%",
+                flush=True,
             )
-            row += f"  {med['torch'] * 1e3:>9.2f}"
-            row += "".join(f"  {med[b] * 1e3:>13.2f} {med['torch'] / med[b]:>16.2f}" for b in backends)
-            row += "".join(f"  {med['reference'] / med[b]:>15.2f}" for b in faster)
-            print(row, flush=True)
+    for mode, values in ratios.items():
+        mean = statistics.geometric_mean(values)
+        print(f"{mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+
+
+# ---- variants against plain PyTorch loops ----------------------------------------------------------------
+
+
+class PlainLoopLSTM(torch.nn.Module):
+    """One layer of the variant written as the plain PyTorch loop one would write without lstmkit:
+    autograd through every step. Loads lstmkit's parameters."""
+
+    def __init__(self, ours: lstmkit.LSTM, peephole: bool, layer_norm: bool, trace: bool):
+        super().__init__()
+        self.params = {name: p.detach().clone().requires_grad_() for name, p in ours.named_parameters()}
+        for name, p in self.params.items():
+            self.register_parameter(name, torch.nn.Parameter(p))
+        self.peephole, self.layer_norm, self.trace = peephole, layer_norm, trace
+        self.hidden = ours.hidden_size
+
+    def forward(self, x):
+        p = dict(self.named_parameters())
+        steps, batch, _ = x.shape
+        hidden = self.hidden
+        h = x.new_zeros(batch, hidden)
+        c = x.new_zeros(batch, hidden)
+        x_proj = x @ p["weight_ih_l0"].t()
+        if self.layer_norm:
+            x_proj = F.layer_norm(x_proj, x_proj.shape[-1:]) * p["ln_weight_ih_l0"]
+        x_proj = x_proj + p["bias_ih_l0"] + p["bias_hh_l0"]
+        outputs, gates = [], []
+        for t in range(steps):
+            hh = h @ p["weight_hh_l0"].t()
+            if self.layer_norm:
+                hh = F.layer_norm(hh, hh.shape[-1:]) * p["ln_weight_hh_l0"]
+            a_i, a_f, a_g, a_o = (x_proj[t] + hh).chunk(4, dim=-1)
+            if self.peephole:
+                a_i, a_f = a_i + p["weight_ci_l0"] * c, a_f + p["weight_cf_l0"] * c
+            i, f, g = torch.sigmoid(a_i), torch.sigmoid(a_f), torch.tanh(a_g)
+            c = f * c + i * g
+            o = torch.sigmoid(a_o + p["weight_co_l0"] * c) if self.peephole else torch.sigmoid(a_o)
+            c_out = c
+            if self.layer_norm:
+                c_out = F.layer_norm(c, (hidden,), p["ln_weight_c_l0"], p["ln_bias_c_l0"])
+            h = o * torch.tanh(c_out)
+            outputs.append(h)
+            if self.trace:
+                gates.append(torch.stack([i, f, g, o, c, h]).detach())
+        trace = torch.stack(gates) if self.trace else None
+        return torch.stack(outputs), (h, c), trace
+
+
+def variants(repeats: int) -> None:
+    steps, batch, inp, hidden = SHAPES[0]
+    print(f"\n## variants, training step, T={steps} B={batch} input={inp} hidden={hidden}, one layer")
+    print(
+        f"{'variant':>11}  {'plain loop ms':>13} {'lstmkit ms':>10} {'plain/lstmkit':>13}  "
+        f"{'vanilla ms':>10} {'lstmkit/vanilla':>15}"
+    )
+    x = torch.randn(steps, batch, inp)
+    torch.manual_seed(0)
+    vanilla = lstmkit.LSTM(inp, hidden, backend=BACKEND)
+    for name, options in (
+        ("layer_norm", {"layer_norm": True}),
+        ("peephole", {"peephole": True}),
+        ("trace", {"trace": True}),
+    ):
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(
+            inp, hidden, backend=BACKEND, **{k: v for k, v in options.items() if k != "trace"}
+        )
+        flags = [options.get(flag, False) for flag in ("peephole", "layer_norm", "trace")]
+        plain = PlainLoopLSTM(ours, *flags)
+        call = {"return_trace": True} if options.get("trace") else {}
+        short = x[:10]
+        error = max_relative_error(outputs_and_grads(ours, short, **call), outputs_and_grads(plain, short))
+        require(error, name)
+        med = median_times(
+            {
+                "plain": train_step(plain, x),
+                "lstmkit": train_step(ours, x, **call),
+                "vanilla": train_step(vanilla, x),
+            },
+            repeats,
+        )
+        print(
+            f"{name:>11}  {med['plain'] * 1e3:>13.2f} {med['lstmkit'] * 1e3:>10.2f} "
+            f"{med['plain'] / med['lstmkit']:>13.2f}  {med['vanilla'] * 1e3:>10.2f} "
+            f"{med['lstmkit'] / med['vanilla']:>15.2f}",
+            flush=True,
+        )
+
+
+# ---- a ragged batch against a PackedSequence --------------------------------------------------------------
+
+
+def ragged(repeats: int) -> None:
+    steps, batch, hidden = 100, 32, 128
+    print(f"\n## ragged batch, lengths uniform in [{steps // 4}, {steps}], T={steps} B={batch} H={hidden}")
+    torch.manual_seed(0)
+    lengths = torch.randint(steps // 4, steps + 1, (batch,))
+    x = torch.randn(steps, batch, hidden)
+    ours = lstmkit.LSTM(hidden, hidden, backend=BACKEND)
+    theirs = torch.nn.LSTM(hidden, hidden)
+    theirs.load_state_dict(ours.state_dict())
+
+    def packed_run(module, grad: bool):
+        def run():
+            with torch.set_grad_enabled(grad):
+                xi = x.clone().requires_grad_(grad)
+                out = module(pack_padded_sequence(xi, lengths, enforce_sorted=False))[0]
+                if grad:
+                    out.data.square().sum().backward()
+            return [out.data, xi.grad, *[p.grad for p in module.parameters()]] if grad else None
+
+        return run
+
+    def lengths_run(grad: bool):
+        def run():
+            with torch.set_grad_enabled(grad):
+                xi = x.clone().requires_grad_(grad)
+                out = ours(xi, lengths=lengths)[0]
+                if grad:
+                    out.square().sum().backward()
+            if grad:
+                packed = pack_padded_sequence(out, lengths, enforce_sorted=False).data
+                return [packed, xi.grad, *[p.grad for p in ours.parameters()]]
+            return None
+
+        return run
+
+    for module in (ours, theirs):
+        module.zero_grad()
+    require(max_relative_error(lengths_run(True)(), packed_run(theirs, True)()), "ragged")
+    print(f"{'mode':>9}  {'torch packed ms':>15} {'lstmkit lengths ms':>18} {'torch/lstmkit':>13}")
+    for mode, grad in (("train", True), ("inference", False)):
+        med = median_times({"torch": packed_run(theirs, grad), "lstmkit": lengths_run(grad)}, repeats)
+        print(
+            f"{mode:>9}  {med['torch'] * 1e3:>15.2f} {med['lstmkit'] * 1e3:>18.2f} "
+            f"{med['torch'] / med['lstmkit']:>13.2f}",
+            flush=True,
+        )
+
+
+# ---- streaming, one step at a time ------------------------------------------------------------------------
+
+
+def streaming(repeats: int) -> None:
+    layers, hidden, steps = 2, 256, 200
+    print(f"\n## streaming, B=1, {layers} layers of {hidden}, state carried; latency per step over {steps}")
+    torch.manual_seed(0)
+    ours = lstmkit.LSTM(hidden, hidden, layers, backend=BACKEND).eval()
+    theirs = torch.nn.LSTM(hidden, hidden, layers).eval()
+    theirs.load_state_dict(ours.state_dict())
+    xs = torch.randn(steps, 1, hidden)
+
+    def ours_run():
+        state = ours.initial_state(1)
+        with torch.no_grad():
+            for x in xs:
+                y, state = ours.step(x, state)
+        return y
+
+    def theirs_run():
+        state = None
+        with torch.no_grad():
+            for x in xs:
+                y, state = theirs(x[None], state)
+        return y[0]
+
+    require(max_relative_error([ours_run()], [theirs_run()]), "streaming")
+    med = median_times({"torch": theirs_run, "lstmkit": ours_run}, repeats)
+    print(f"{'torch us/step':>13} {'lstmkit us/step':>15} {'torch/lstmkit':>13}")
+    print(
+        f"{med['torch'] / steps * 1e6:>13.1f} {med['lstmkit'] / steps * 1e6:>15.1f} "
+        f"{med['torch'] / med['lstmkit']:>13.2f}"
+    )
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--quick", action="store_true", help="two shapes in the grid, three repeats")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per row (the median is shown)")
+    parser.add_argument("--only", choices=["grid", "variants", "ragged", "streaming"], help="one table")
+    args = parser.parse_args()
+    if "cpu" not in lstmkit.backends():
+        raise SystemExit("the compiled CPU kernel is not available here; nothing to time")
+    repeats = 3 if args.quick else args.repeats
+    blas, ours = sgemm_gflops(repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, lstmkit {lstmkit.__version__}")
+    print(f"large sgemm (2048^3): torch.mm {blas:.1f} GFLOP/s, lstmkit tiled GEMM {ours:.1f} GFLOP/s")
+    peak = max(blas, ours)
+    tables = {
+        "grid": lambda: grid(repeats, args.quick, peak),
+        "variants": lambda: variants(repeats),
+        "ragged": lambda: ragged(repeats),
+        "streaming": lambda: streaming(repeats),
+    }
+    for name, table in tables.items():
+        if args.only in (None, name):
+            table()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from lstmkit.backend import cpu as cpu_backend
 from lstmkit.backend import resolve
 from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
 from lstmkit.trace import GateTrace
@@ -176,6 +177,57 @@ class LSTM(nn.Module):
             output = output.transpose(0, 1)
             trace = trace and trace.map(lambda t: t.transpose(1, 2))
         return (output, (h_n, c_n), trace) if return_trace else (output, (h_n, c_n))
+
+    def initial_state(self, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
+        """Zero state for ``step``: h (L, B, P) and c (L, B, H), or (L, P), (L, H) without a batch size."""
+        w = self.weight_ih_l0
+        batch = () if batch_size is None else (batch_size,)
+        return (
+            w.new_zeros(self.num_layers, *batch, self.output_size),
+            w.new_zeros(self.num_layers, *batch, self.hidden_size),
+        )
+
+    def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One time step through all layers, for streaming: ``y_t, state = lstm.step(x_t, state)``.
+
+        x: (B, I) or (I,); state from ``initial_state`` or the previous step. y_t (B, P) or (P,) is the last
+        layer's h_t: step by step, the same as ``forward`` over the whole sequence. In eval() under
+        torch.no_grad(), on the CPU and without layer norm, the compiled kernel runs every layer in one
+        call; otherwise this is ``forward`` on a one-step sequence (training, gradients, any variant)."""
+        if self.bidirectional:
+            raise ValueError("LSTM.step: a bidirectional LSTM needs the whole sequence; call the module")
+        check_input("LSTM.step", x, self.input_size, (1, 2), self.weight_ih_l0)
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            got = type(state).__name__
+            raise ValueError(f"LSTM.step: state must be (h, c) from initial_state(), got {got}")
+        batched = x.dim() == 2
+        if self._streams_in_kernel(x):
+            h, c = self._initial_state(tuple(state), x.shape[0] if batched else 1, batched, x)
+            zoneouts = self.variant.zoneouts
+            h, c = cpu_backend.stream_step(x if batched else x[None], h, c, self._step_tensors(), zoneouts)
+            h, c = (h, c) if batched else (h[:, 0], c[:, 0])
+            return h[-1], (h, c)
+        time_axis = 1 if self.batch_first and batched else 0
+        output, state = self.forward(x.unsqueeze(time_axis), state)
+        return output.squeeze(time_axis), state
+
+    def _streams_in_kernel(self, x: Tensor) -> bool:
+        return (
+            not self.training
+            and not torch.is_grad_enabled()
+            and not self.variant.layer_norm
+            and resolve(self.backend).name == "cpu"
+            and cpu_backend.can_stream(x)
+        )
+
+    def _step_tensors(self) -> list[Tensor | None]:
+        """The kernel's weights for ``step``, prepared once and again only after a parameter changes."""
+        key = tuple((id(p), p._version) for p in self.parameters())
+        cached = getattr(self, "_step_cache", None)
+        if cached is None or cached[0] != key:
+            layers = [gate_weights(self, self._suffix(layer, 0)) for layer in range(self.num_layers)]
+            self._step_cache = (key, cpu_backend.step_tensors(layers))
+        return self._step_cache[1]
 
     def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, Tensor]:
         """h_0 (L*D, B, P) and c_0 (L*D, B, H): zeros, or hx checked against those shapes."""

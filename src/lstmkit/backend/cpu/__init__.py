@@ -121,3 +121,25 @@ register(
         ragged=True,
     )
 )
+
+
+def step_tensors(layers: list[GateWeights]) -> list[Tensor | None]:
+    """The step kernel's weights, per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes."""
+    prepared = []
+    for w in layers:
+        bias = None if w.bias_ih is None else w.bias_ih + w.bias_hh
+        w_hr_t = None if w.weight_hr is None else w.weight_hr.t().contiguous()
+        w_cat_t = torch.cat([w.weight_ih, w.weight_hh], dim=1).t().contiguous()  # (I + P, G*H)
+        prepared += [w_cat_t, bias, w_hr_t, w.weight_ci, w.weight_cf, w.weight_co]
+    return [None if t is None else t.detach().contiguous() for t in prepared]
+
+
+def stream_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
+    """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c."""
+    h, c = kernel().step(x.contiguous(), h.contiguous(), c.contiguous(), prepared, *zoneout)
+    return h, c
+
+
+def can_stream(x: Tensor) -> bool:
+    """Whether the kernel's one-step path takes this input."""
+    return _compiled(x)

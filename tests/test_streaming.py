@@ -1,0 +1,87 @@
+"""Streaming: ``initial_state`` and ``step`` through all layers equal the full-sequence forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import BACKENDS
+
+import lstmkit
+
+VARIANTS = {
+    "vanilla": {},
+    "projection": {"proj_size": 3},
+    "peephole+zoneout": {"peephole": True, "zoneout": (0.3, 0.2)},
+    "coupled_gates": {"coupled_gates": True, "forget_bias": 1.0},
+    "layer_norm": {"layer_norm": True},
+}
+
+
+def run_steps(lstm, x, state):
+    ys = []
+    for x_t in x.unbind(1 if lstm.batch_first and x.dim() == 3 else 0):
+        y, state = lstm.step(x_t, state)
+        ys.append(y)
+    return torch.stack(ys, dim=1 if lstm.batch_first and x.dim() == 3 else 0), state
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_steps_in_eval_equal_the_full_sequence(backend, variant):
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(4, 6, 3, dtype=torch.float64, backend=backend, **VARIANTS[variant]).eval()
+    x = torch.randn(7, 2, 4, dtype=torch.float64)
+    h0 = torch.randn(3, 2, lstm.output_size, dtype=torch.float64)
+    c0 = torch.randn(3, 2, 6, dtype=torch.float64)
+    with torch.no_grad():
+        expected, (h_n, c_n) = lstm(x, (h0, c0))
+        actual, (h, c) = run_steps(lstm, x, (h0, c0))
+    for a, e in ((actual, expected), (h, h_n), (c, c_n)):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif("cpu" not in lstmkit.backends(), reason="the CPU kernel does not build here")
+def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
+    torch.manual_seed(1)
+    lstm = lstmkit.LSTM(5, 8, 2, backend="cpu").eval()
+    x = torch.randn(5)
+    with torch.no_grad():
+        assert lstm._streams_in_kernel(x)
+        state = lstm.initial_state()
+        y, state = lstm.step(x, state)
+        torch.testing.assert_close(y, lstm(x[None])[0][0], rtol=1e-6, atol=1e-6)
+        lstm.weight_hh_l1.add_(0.5)  # in place, as an optimizer does: the prepared weights are rebuilt
+        y2, _ = lstm.step(x, state)
+        expected, _ = lstm(torch.stack([x, x]))
+        torch.testing.assert_close(y2, expected[1], rtol=1e-6, atol=1e-6)
+    assert not lstm.train()._streams_in_kernel(x)
+
+
+def test_steps_in_training_carry_gradients_like_the_full_sequence(backend):
+    torch.manual_seed(2)
+    lstm = lstmkit.LSTM(3, 5, 2, batch_first=True, dtype=torch.float64, backend=backend)
+    x = torch.randn(2, 6, 3, dtype=torch.float64)
+    grads = []
+    for run in (lambda: lstm(x)[0], lambda: run_steps(lstm, x, lstm.initial_state(2))[0]):
+        lstm.zero_grad()
+        run().square().sum().backward()
+        grads.append([p.grad.clone() for p in lstm.parameters()])
+    for a, e in zip(*grads):
+        torch.testing.assert_close(a, e, rtol=1e-10, atol=1e-12)
+
+
+def test_unbatched_steps_and_the_errors():
+    lstm = lstmkit.LSTM(3, 4, 2).eval()
+    state = lstm.initial_state()
+    assert state[0].shape == (2, 4) and state[1].shape == (2, 4) and not state[0].any()
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        expected, _ = lstm(x)
+        actual, _ = run_steps(lstm, x, state)
+    torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="bidirectional LSTM needs the whole sequence"):
+        lstmkit.LSTM(3, 4, bidirectional=True).step(x[0], state)
+    with pytest.raises(ValueError, match="input_size"):
+        lstm.step(torch.randn(7), state)
+    with pytest.raises(ValueError, match="state must be"):
+        lstm.step(x[0], None)
