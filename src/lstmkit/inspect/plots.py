@@ -233,7 +233,7 @@ def plot_memory_curves(path: Path, record: dict, names: dict[str, str], title: s
     columns = min(3, len(lengths))
     rows = math.ceil(len(lengths) / columns)
     fig, axes = plt.subplots(
-        rows, columns, figsize=(4.5 * columns + 1, 3.6 * rows + 0.8), dpi=110, squeeze=False, sharey=True
+        rows, columns, figsize=(4.5 * columns + 1.5, 3.6 * rows + 1.1), dpi=110, squeeze=False, sharey=True
     )
     floor = _error_floor(record)
     for ax, length in zip(axes.flat, lengths):
@@ -252,10 +252,17 @@ def plot_memory_curves(path: Path, record: dict, names: dict[str, str], title: s
         ax.set_ylabel(f"test {record['error_name']} (log scale)")
     for ax in list(axes.flat)[len(lengths) :]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(f"{title}\ntest error during training; a run stops when solved", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.45 / fig.get_figheight(), 1, 1))
     save_figure(fig, path)
+
+
+def _positive(values: list[float]) -> np.ndarray:
+    """Values for a log axis: zeros (float32 underflow) become gaps in the line."""
+    array = np.asarray(values, dtype=float)
+    return np.where(array > 0, array, np.nan)
 
 
 def plot_state_gradients(path: Path, gradients: dict, names: dict[str, str], title: str) -> None:
@@ -270,7 +277,7 @@ def plot_state_gradients(path: Path, gradients: dict, names: dict[str, str], tit
             color = MEMORY_COLORS[kind]
             ax.plot(
                 steps,
-                np.maximum(measured["h"], 1e-30),
+                _positive(measured["h"]),
                 color=color,
                 linewidth=1.5,
                 label=f"{name}: ‖∂L/∂h_t‖",
@@ -278,14 +285,14 @@ def plot_state_gradients(path: Path, gradients: dict, names: dict[str, str], tit
             if measured["c"] is not None:
                 ax.plot(
                     steps,
-                    np.maximum(measured["c"], 1e-30),
+                    _positive(measured["c"]),
                     color=color,
                     linestyle="--",
                     linewidth=1.5,
                     label=f"{name}: ‖∂L/∂c_t‖ (cell state)",
                 )
         ax.set_yscale("log")
-        ax.set_xlabel("time step t (the loss is taken at the end)")
+        ax.set_xlabel("time step t (the loss is taken at the end; gaps: exactly 0 in float32)")
         ax.set_title(f"{stage}", fontsize=10)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("gradient norm, mean over 100 test sequences (log scale)")
