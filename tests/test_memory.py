@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+import lstmkit
 from lstmkit.cli import main
 from lstmkit.data.memory_tasks import (
     TASKS,
@@ -196,6 +197,7 @@ def test_memory_command_end_to_end(name, lengths, tmp_path, capsys):
     ]
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 2 + len(runs) and table[0] in capsys.readouterr().out
+    assert record["lstm_backend"] in lstmkit.backends()
     for r, row in zip(runs, table[2:]):
         assert r["solved"] == (r["test_error"] < record["solved_below"])
         assert r["history"]["test_error"][-1] == r["test_error"] and r["history"]["step"][-1] == r["steps"]

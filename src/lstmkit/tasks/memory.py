@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from lstmkit import __version__
+from lstmkit.backend import resolve
 from lstmkit.cell import LSTMCell
 from lstmkit.data.memory_tasks import TASKS, MemoryTask
 from lstmkit.errors import InputError
@@ -389,6 +390,7 @@ def write_report(
         "results": [asdict(r) for r in results],
         "seed": settings.seed,
         "torch_threads": torch.get_num_threads(),
+        "lstm_backend": resolve("auto").name,  # the backend lstmkit.LSTM ran on
         "wall_time_s": round(wall_time, 1),
         "lstmkit_version": __version__,
     }
