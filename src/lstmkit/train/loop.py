@@ -312,14 +312,14 @@ class Trainer:
         else:
             seed_everything(self.config.seed + number)
         job = {k[len(f"{prefix}job.") :]: v for k, v in tensors.items() if k.startswith(f"{prefix}job.")}
-        if saved_ranks != distributed.world_size() and job and distributed.is_main():
+        if job and saved_ranks == distributed.world_size():
+            self.pending_job_state = job
+        elif job and self.state.batch and distributed.is_main():  # in mid-epoch, with other shards
             print(
                 f"note: {path} was written by {saved_ranks} process(es), this run has "
                 f"{distributed.world_size()}: the state carried between batches starts afresh",
                 file=sys.stderr,
             )
-        elif job:
-            self.pending_job_state = job
 
 
 def _read_checkpoint(path: Path, job: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
