@@ -69,7 +69,7 @@ TRAINING_OPTIONS = [
     ("--clip", "grad_clip", non_negative_float, "largest gradient norm; 0: no clipping"),
     ("--patience", "patience", natural, "validations without improvement before stopping; 0: never"),
     ("--eval-every", "eval_every", natural, "optimizer steps between validations; 0: once per epoch"),
-    ("--checkpoint-every", "checkpoint_every", positive_float, "minutes between resumable checkpoints"),
+    ("--checkpoint-every", "checkpoint_every", positive_float, "minutes between checkpoints (0.5: 30 s)"),
     ("--seed", "seed", seed_number, "random seed: the same seed gives the same run"),
 ]
 
