@@ -30,7 +30,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-MatMul = Callable[[Tensor, Tensor], Tensor]  # (M, K), (K, N) -> (M, N)
+MatMul = Callable[..., Tensor]  # (a (M, K), b (K, N), bias (N,) or None) -> a @ b + bias  (M, N)
+
+
+def torch_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a @ b (+ bias on every row) by torch: the default ``MatMul``."""
+    return torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+
 
 LAYER_NORM_EPS = 1e-5
 
@@ -109,23 +115,24 @@ def layer_norm_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tenso
 
 
 def input_projection(
-    x: Tensor, w: GateWeights, matmul: MatMul = torch.mm
-) -> tuple[Tensor, Tensor, Tensor | None]:
+    x: Tensor, w: GateWeights, matmul: MatMul = torch_matmul
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """The input's share of the pre-activations for all steps at once, as one matrix product.
 
-    x: (..., I). Returns (LN_x(W_ih x) + b_ih + b_hh  (..., G*H), W_ih x or its normalised form, rstd).
-    ``matmul`` multiplies two matrices (a backend may bring a faster one).
+    x: (..., I). Returns LN_x(W_ih x) + b_ih + b_hh (..., G*H) and, with layer norm, what its backward
+    needs: W_ih x (N, G*H) and the rows' (mean, rstd) (N, 2), N the product of x's leading sizes.
+    ``matmul`` multiplies two matrices (a backend may bring a faster one); layer norm on the input
+    projection, outside the recurrence, is torch's fused op.
     """
-    x_proj = matmul(x.reshape(-1, x.shape[-1]), w.weight_ih.t()).view(*x.shape[:-1], -1)  # (..., G*H)
-    rstd = None
-    if w.ln_weight_ih is not None:
-        x_proj, rstd = layer_norm(x_proj)
-        gates = x_proj * w.ln_weight_ih
-    else:
-        gates = x_proj
-    if w.bias_ih is not None:
-        gates = gates + (w.bias_ih + w.bias_hh)
-    return gates, x_proj, rstd
+    rows = x.reshape(-1, x.shape[-1])  # (N, I)
+    bias = None if w.bias_ih is None else w.bias_ih + w.bias_hh
+    if w.ln_weight_ih is None:
+        return matmul(rows, w.weight_ih.t(), bias).view(*x.shape[:-1], -1), None, None
+    x_proj = matmul(rows, w.weight_ih.t())  # (N, G*H)
+    gates, mean, rstd = torch.native_layer_norm(
+        x_proj, x_proj.shape[-1:], w.ln_weight_ih, bias, LAYER_NORM_EPS
+    )
+    return gates.view(*x.shape[:-1], -1), x_proj, torch.cat([mean, rstd], dim=-1)
 
 
 def lstm_step(
@@ -243,17 +250,17 @@ def lstm_step_backward(
 
 def weight_gradients(
     x: Tensor,
-    x_proj: Tensor,
-    x_rstd: Tensor | None,
+    x_proj: Tensor | None,
+    x_stats: Tensor | None,
     w: GateWeights,
     s: StepCache,
     d: StepGrads,
     need_dx: bool = True,
-    matmul: MatMul = torch.mm,
+    matmul: MatMul = torch_matmul,
 ) -> tuple[Tensor | None, GateWeights]:
     """dL/dx and every parameter's gradient, each one large product or sum over all T*B rows.
 
-    x: (T, B, I); x_proj, x_rstd from ``input_projection``; s and d: every step's cache and gradients
+    x: (T, B, I); x_proj, x_stats from ``input_projection``; s and d: every step's cache and gradients
     stacked along a leading T axis. Returns dL/dx (T, B, I) (None unless need_dx) and the gradients
     as a GateWeights (None where the parameter is absent).
     """
@@ -266,11 +273,13 @@ def weight_gradients(
 
     hidden_size = s.c_prev.shape[-1]
     grads = {"weight_hh": matmul(rows(d.dhh).t(), rows(s.h_in))}  # (G*H, P)
-    d_xproj = d.da
+    d_xproj = rows(d.da)  # (T*B, G*H)
     if w.ln_weight_ih is not None:
-        grads["ln_weight_ih"] = total(d.da * x_proj)
-        d_xproj = layer_norm_backward(d.da * w.ln_weight_ih, x_proj, x_rstd)
-    grads["weight_ih"] = matmul(rows(d_xproj).t(), rows(x))  # (G*H, I)
+        mean, rstd = (t.contiguous() for t in x_stats.split(1, dim=-1))
+        d_xproj, grads["ln_weight_ih"], _ = torch.ops.aten.native_layer_norm_backward(
+            d_xproj, x_proj, x_proj.shape[-1:], mean, rstd, w.ln_weight_ih, None, [True, True, False]
+        )
+    grads["weight_ih"] = matmul(d_xproj.t(), rows(x))  # (G*H, I)
     if w.bias_ih is not None:
         grads["bias_ih"] = grads["bias_hh"] = total(d.da)
     if w.weight_hr is not None:
@@ -285,5 +294,5 @@ def weight_gradients(
         grads["ln_weight_hh"] = total(d.da * s.hh_normed)
         grads["ln_weight_c"] = total(d.dc_hat * s.c_normed)
         grads["ln_bias_c"] = total(d.dc_hat)
-    dx = matmul(rows(d_xproj), w.weight_ih).view(*x.shape) if need_dx else None  # (T, B, I)
+    dx = matmul(d_xproj, w.weight_ih).view(*x.shape) if need_dx else None  # (T, B, I)
     return dx, GateWeights(**{name: grads.get(name) for name in GateWeights._fields})

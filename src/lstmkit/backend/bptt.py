@@ -17,7 +17,14 @@ from torch import Tensor
 
 from lstmkit.backend.loop import backward_steps, forward_steps, trace_of
 from lstmkit.backend.registry import Backend, LayerResult, register
-from lstmkit.functional import GateWeights, MatMul, StepCache, input_projection, weight_gradients
+from lstmkit.functional import (
+    GateWeights,
+    MatMul,
+    StepCache,
+    input_projection,
+    torch_matmul,
+    weight_gradients,
+)
 from lstmkit.trace import GateTrace
 
 
@@ -33,7 +40,7 @@ class TimeLoops(NamedTuple):
 
     forward: Callable
     backward: Callable
-    matmul: MatMul = torch.mm
+    matmul: MatMul = torch_matmul
     ragged: bool = False
 
 
@@ -44,11 +51,11 @@ class HandBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
         w = GateWeights(*weights)
-        x_gates, x_proj, x_rstd = input_projection(x, w, loops.matmul)  # (T, B, G*H)
+        x_gates, x_proj, x_stats = input_projection(x, w, loops.matmul)  # (T, B, G*H)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged)
         ctx.loops, ctx.ragged = loops, ragged
-        ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, x_proj, x_rstd, *weights, *s)
+        ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, x_proj, x_stats, *weights, *s)
         # Fresh tensors for h_T, c_T: they may be entries of the saved caches.
         results = (output, h.clone(), c.clone())
         if not want_trace:
@@ -59,13 +66,13 @@ class HandBPTT(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_output, dh, dc, *_trace_grads):
-        x, recurrent_mask, keep_c, keep_h, x_proj, x_rstd, *saved = ctx.saved_tensors
+        x, recurrent_mask, keep_c, keep_h, x_proj, x_stats, *saved = ctx.saved_tensors
         w = GateWeights(*saved[: len(GateWeights._fields)])
         s = StepCache(*saved[len(GateWeights._fields) :])  # each field (T, ...)
         dh0, dc0, d = ctx.loops.backward(
             d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h, **ctx.ragged
         )
-        dx, dw = weight_gradients(x, x_proj, x_rstd, w, s, d, ctx.needs_input_grad[1], ctx.loops.matmul)
+        dx, dw = weight_gradients(x, x_proj, x_stats, w, s, d, ctx.needs_input_grad[1], ctx.loops.matmul)
         return None, dx, dh0, dc0, None, None, None, None, None, *dw
 
 

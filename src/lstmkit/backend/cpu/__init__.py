@@ -19,7 +19,7 @@ from torch import Tensor
 
 from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
 from lstmkit.backend.registry import Backend, register
-from lstmkit.functional import GateWeights, StepCache, StepGrads
+from lstmkit.functional import GateWeights, StepCache, StepGrads, torch_matmul
 
 SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
@@ -99,16 +99,17 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
     return dh0, dc0, StepGrads(*grads)
 
 
-def kernel_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """a (M, K) @ b (K, N) through the kernel's tiled GEMM for float32 on the CPU, else torch.mm.
+def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a (M, K) @ b (K, N) (+ bias (N,) on every row) through the kernel's tiled GEMM for float32 on the
+    CPU, else torch.
 
     A transposed operand is copied once, the smaller side: a^T b sums over K = T*B rows in the weight
     gradients, and is formed as (b^T a)^T when b is the smaller of the two."""
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
-        return torch.mm(a, b)
-    if not a.is_contiguous() and a.t().is_contiguous() and b.shape[1] < a.shape[0]:
-        return kernel().matmul(b.t().contiguous(), a.t()).t().contiguous()  # (b^T a)^T, b^T copied
-    return kernel().matmul(a.contiguous(), b.contiguous())
+        return torch_matmul(a, b, bias)
+    if bias is None and not a.is_contiguous() and a.t().is_contiguous() and b.shape[1] < a.shape[0]:
+        return kernel().matmul(b.t().contiguous(), a.t(), None).t().contiguous()  # (b^T a)^T, b^T copied
+    return kernel().matmul(a.contiguous(), b.contiguous(), _contiguous(bias))
 
 
 register(

@@ -27,7 +27,7 @@
 //          -> [dh_0 (B,P), dc_0 (B,H), then StepGrads stacked: da, dhh (T,B,G*H), dh_new (T,B,P), dc_hat (T,B,H)]
 // step(x (B,I), h (L,B,P), c (L,B,H), per-layer weights, zoneout_c, zoneout_h) -> [h, c]: one step of
 //          every layer at once, inference (streaming; see step_impl).
-// matmul(a (M,K), b (K,N)) -> a·b, tiled over ATen's threads.
+// matmul(a (M,K), b (K,N), bias (N)?) -> a·b + bias, tiled over ATen's threads.
 // All tensors contiguous, float32 or float64, on the CPU.
 
 #include <ATen/Parallel.h>
@@ -94,18 +94,19 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
 // operands stay in cache) and spread over ATen's threads. Used for the input projection and the weight
 // gradients, the products outside the time loop.
 template <typename T>
-void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, T* C) {
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, const T* bias, T* C) {
   constexpr int64_t kRows = 64, kCols = 256, kInner = 512;
   const int64_t row_tiles = (M + kRows - 1) / kRows, col_tiles = (N + kCols - 1) / kCols;
   at::parallel_for(0, row_tiles * col_tiles, 1, [&](int64_t first, int64_t last) {
     for (int64_t tile = first; tile < last; ++tile) {
       const int64_t r = (tile / col_tiles) * kRows, c = (tile % col_tiles) * kCols;
       const int64_t rows = std::min(kRows, M - r), cols = std::min(kCols, N - c);
-      for (int64_t k = 0; k < K; k += kInner) {
-        gemm(rows, cols, std::min(kInner, K - k), A + r * K + k, K, B + k * N + c, N, C + r * N + c, N, k > 0);
+      for (int64_t i = 0; i < rows; ++i) {  // the bias, or zeros, that the products add to
+        T* row = C + (r + i) * N + c;
+        if (bias) std::copy_n(bias + c, cols, row); else std::fill_n(row, cols, T(0));
       }
-      if (K == 0) {
-        for (int64_t i = 0; i < rows; ++i) std::fill_n(C + (r + i) * N + c, cols, T(0));
+      for (int64_t k = 0; k < K; k += kInner) {
+        gemm(rows, cols, std::min(kInner, K - k), A + r * K + k, K, B + k * N + c, N, C + r * N + c, N, true);
       }
     }
   });
@@ -579,14 +580,15 @@ std::vector<Tensor> lstm_step(const Tensor& x, const Tensor& h, const Tensor& c,
   return result;
 }
 
-// a (M, K) · b (K, N), both contiguous and of one floating type.
-Tensor matmul(const Tensor& a, const Tensor& b) {
+// a (M, K) · b (K, N) + bias (N)?, all contiguous and of one floating type.
+Tensor matmul(const Tensor& a, const Tensor& b, const OptTensor& bias) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "matmul: shapes do not match");
   TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul: layouts");
+  TORCH_CHECK(!bias || (bias->numel() == b.size(1) && bias->is_contiguous()), "matmul: bias must be (N,)");
   Tensor c = at::empty({a.size(0), b.size(1)}, a.options());
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_matmul", [&] {
     tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
-                         c.data_ptr<scalar_t>());
+                         data_or_null<scalar_t>(bias), c.data_ptr<scalar_t>());
   });
   return c;
 }
