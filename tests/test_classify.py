@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lstmkit.cli import main
-from lstmkit.models.classifier import SequenceClassifier
+from lstmkit.models.classifier import SequenceClassifier, build_classifier
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--hidden-size", "8", "--epochs", "3", "--seed", "1"]
@@ -93,7 +93,8 @@ def test_held_out_split_and_csv_with_header_and_named_label(tmp_path, capsys):
         and config["label_column"] == 0
         and config["class_names"] == ["fall", "rise"]
     )
-    assert SequenceClassifier(**config["model"]).config == config["model"]
+    model = build_classifier(config["model"])
+    assert type(model) is SequenceClassifier and model.config == config["model"]  # one network by default
 
 
 @pytest.mark.parametrize(

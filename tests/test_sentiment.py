@@ -7,8 +7,17 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from lstmkit.cli import main
+from lstmkit.data.vocab import WordVocab
+from lstmkit.models.classifier import (
+    Ensemble,
+    SequenceClassifier,
+    build_classifier,
+)
+from lstmkit.tasks.sentiment import MEMBERS
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--embed-size", "16", "--hidden-size", "16", "--epochs", "2", "--seed", "3"]
@@ -69,6 +78,30 @@ def test_train_with_held_out_split_then_predict(rt_slice, tmp_path, capsys):
     for line in lines:
         label, probability, _ = line.split("\t")
         assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1
+    # by default an ensemble: its members rebuilt one by one from the saved weights give the probabilities
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["members"] == MEMBERS > 1
+    weights = load_file(out / "model.safetensors")
+    vocab = WordVocab(config["vocab"])
+    member_config = {k: v for k, v in config["model"].items() if k != "members"}
+    logits = []
+    for k in range(MEMBERS):
+        member = SequenceClassifier(**member_config).eval()
+        prefix = f"members.{k}."
+        member.load_state_dict({n[len(prefix) :]: w for n, w in weights.items() if n.startswith(prefix)})
+        with torch.no_grad():
+            logits.append(
+                [
+                    member(torch.tensor([vocab.encode(t)]), torch.tensor([len(vocab.encode(t))])).item()
+                    for t in texts
+                ]
+            )
+    positive = torch.sigmoid(torch.tensor(logits).mean(dim=0))  # (2,) the mean logit's class-1 probability
+    for line, p in zip(lines, positive.tolist()):
+        label, probability, _ = line.split("\t")
+        assert float(probability) == pytest.approx(
+            p if label == config["class_names"][1] else 1 - p, abs=1e-4
+        )
 
     listed = tmp_path / "texts.txt"
     listed.write_text("one fine film\n\nanother one\n", encoding="utf-8")
@@ -176,3 +209,48 @@ def test_predict_with_another_tasks_model_is_one_line_and_exit_2(tmp_path, capsy
     assert main(["sentiment", "predict", str(other), "some text"]) == 2
     error = one_line_error(capsys)
     assert "holds a 'classify' model, not a 'sentiment' one" in error
+
+
+def test_ensemble_logits_are_its_members_mean_and_its_config_rebuilds_it():
+    torch.manual_seed(0)
+    members = [SequenceClassifier(3, vocab_size=12, embed_size=5, hidden_size=4) for _ in range(3)]
+    model = Ensemble.of(members).eval()
+    assert build_classifier(model.config).config == model.config == {"members": 3, **members[0].config}
+    rebuilt = build_classifier(model.config)
+    rebuilt.load_state_dict(model.state_dict())
+    inputs, lengths = torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.tensor([3, 2])
+    with torch.no_grad():
+        each = [member(inputs, lengths) for member in members]  # 3 x (2, 3), by a second path
+        assert torch.allclose(model(inputs, lengths), sum(each) / 3)
+        assert torch.equal(rebuilt.eval()(inputs, lengths), model(inputs, lengths))
+    with pytest.raises(ValueError, match="2 members or more"):
+        Ensemble(1, num_classes=2, input_size=3)
+
+
+def test_build_classifier_gives_one_network_without_members():
+    single = build_classifier({"num_classes": 3, "input_size": 2, "hidden_size": 4, "members": 1})
+    assert type(single) is SequenceClassifier and "members" not in single.config
+    assert build_classifier(single.config).config == single.config
+
+
+def test_first_member_is_the_single_run_of_the_same_seed_and_resume_skips_finished_members(
+    rt_slice, tmp_path, capsys
+):
+    pos, neg = rt_slice
+    args = ["sentiment", "train", "--pos", str(pos), "--neg", str(neg), "--encoding", "cp1252", *TINY]
+    assert main([*args, "--members", "1", "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--members", "2", "--out", str(tmp_path / "two")]) == 0
+    one = load_file(tmp_path / "one" / "model.safetensors")
+    two = load_file(tmp_path / "two" / "model.safetensors")
+    assert set(two) == {f"members.{k}.{name}" for k in (0, 1) for name in one}
+    assert all(torch.equal(two[f"members.0.{name}"], weight) for name, weight in one.items())
+    assert not torch.equal(two["members.1.head.weight"], one["head.weight"])  # its own seed
+    assert (tmp_path / "two" / "member-2" / "checkpoint.safetensors").is_file()
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    capsys.readouterr()
+
+    assert main([*args, "--members", "2", "--out", str(tmp_path / "two"), "--resume"]) == 0
+    assert "training" not in capsys.readouterr().err  # both members had finished: nothing trained again
+    again = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert again["accuracy"] == metrics["accuracy"]
+    assert again["validation_loss"] == pytest.approx(metrics["validation_loss"])

@@ -23,13 +23,14 @@ from lstmkit.data.labelled_text import (
 )
 from lstmkit.data.vocab import WordVocab
 from lstmkit.errors import InputError
-from lstmkit.models.classifier import ClassificationJob, Examples, SequenceClassifier, predict_logits
+from lstmkit.models.classifier import Examples, SequenceClassifier, predict_logits
 from lstmkit.tasks.classify import (
     Outcome,
     add_model_arguments,
     classification_metrics,
     delimiter_option,
     load_classifier,
+    member_jobs,
     model_options,
     print_summary,
     train_and_test,
@@ -48,7 +49,10 @@ from lstmkit.train.loop import LoopState, TrainConfig
 TASK = "sentiment"
 TEST_FRACTION = 0.1  # held out to test, without --folds
 VAL_FRACTION = 0.1  # of the rest, held out to stop early on and keep the best weights
-DEFAULTS = TrainConfig(epochs=10, lr=2e-3, patience=3)  # the best validation loss comes after 2-4 epochs
+# the best validation loss comes after 2-3 epochs; after that the networks learn the training texts by heart
+DEFAULTS = TrainConfig(epochs=10, lr=2e-3, patience=1)
+# networks averaged: on rt-polarity (10 folds) one reaches about 77% accuracy, MEMBERS about 78.5%
+MEMBERS = 4
 
 DESCRIPTION = """\
 Train a text classifier: words -> embedding -> bidirectional stacked LSTM -> dropout -> linear ->
@@ -66,6 +70,11 @@ Files are read as UTF-8 unless --encoding says otherwise (rt-polarity needs --en
 
 Words are lower-cased, with punctuation split off; words seen fewer than --min-count times in the
 training split (never the validation or test texts) become <unk>.
+
+The model is an ensemble of --members such networks, trained side by side on the same batches from
+different initial weights, each on its own loss; their logits are averaged, and training stops
+early on the averaged model's validation loss. One network overfits a small data set within a few
+epochs; the average of several errs less (--members 1 for a single network, N times faster).
 
 Without --folds, a stratified 10% is held out to test on and 10% of the rest to stop early on. With
 --folds K, stratified K-fold cross-validation: each fold trains its own vocabulary and model in
@@ -132,7 +141,9 @@ def add_commands(commands) -> None:
     group.add_argument(
         "--embed-size", metavar="N", type=positive_int, default=128, help="word vector size (default: 128)"
     )
-    add_model_arguments(group, hidden_size=128, layers=1, pooling="last", dropout=0.5, batch_size=64)
+    add_model_arguments(
+        group, hidden_size=128, layers=1, pooling="last", dropout=0.5, batch_size=64, members=MEMBERS
+    )
     add_training_arguments(train, DEFAULTS)
     train.set_defaults(run=run_train)
 
@@ -210,13 +221,11 @@ def train_split(
         inputs = [torch.tensor(vocab.encode(data.texts[i])) for i in index]
         return Examples(inputs, torch.tensor([data.labels[i] for i in index], dtype=torch.long))
 
-    torch.manual_seed(args.seed)
-    model = SequenceClassifier(
-        len(data.class_names), vocab_size=len(vocab), embed_size=args.embed_size, **model_options(args)
-    )
-    job = ClassificationJob(model, examples(train_index), examples(val_index), args.batch_size, args.seed)
+    options = {"num_classes": len(data.class_names), "vocab_size": len(vocab), "embed_size": args.embed_size}
+    options.update(model_options(args))
+    jobs = member_jobs(options, examples(train_index), examples(val_index), args.batch_size, args.seed)
     saved = {"class_names": data.class_names, "vocab": vocab.words[2:], "min_count": args.min_count}
-    return train_and_test(TASK, job, examples(test_index), train_config(args), out_dir, saved, resume)
+    return train_and_test(TASK, jobs, examples(test_index), train_config(args), out_dir, saved, resume)
 
 
 def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> None:
@@ -230,7 +239,7 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
         if args.resume and (fold_dir / METRICS_FILE).is_file():
             outcome = finished_fold(fold_dir, data, test_index)
         else:
-            resume = args.resume and (fold_dir / STATE_FILE).is_file()
+            resume = args.resume and (fold_dir / STATE_FILE).is_file()  # the first member's
             outcome = train_split(data, rest, test_index, args, fold_dir, resume)
         outcomes.append(outcome)
         accuracy = outcome.record["accuracy"]
@@ -239,7 +248,7 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
     for test_index, outcome in zip(folds, outcomes):
         predicted[test_index] = outcome.predicted
     fold_accuracies = [outcome.record["accuracy"] for outcome in outcomes]
-    chosen = min(range(len(outcomes)), key=lambda k: outcomes[k].state.best)
+    chosen = min(range(len(outcomes)), key=lambda k: outcomes[k].record["validation_loss"])
     pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
     metrics = {
         **pooled,
