@@ -178,8 +178,8 @@ def add_model_arguments(
             "--members",
             positive_int,
             members,
-            "networks trained side by side from different initial weights, each on its own loss; "
-            "their logits are averaged (an ensemble: more accurate, N times the training time)",
+            "networks trained one after another, each from its own seed; their logits are averaged "
+            "(an ensemble: N times the training time)",
         ),
     ):
         metavar = "P" if kind is fraction else "N"
