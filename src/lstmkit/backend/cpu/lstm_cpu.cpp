@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -147,6 +148,59 @@ void in_parallel(int threads, Body&& body) {
   }
 #pragma omp parallel num_threads(threads)
   body(omp_get_thread_num(), omp_get_num_threads());
+}
+
+// ---- large buffers, reused --------------------------------------------------------------------------------
+
+// Caches and gradients are megabytes each, made anew every call. The allocator takes such blocks fresh
+// from the operating system and gives them back when freed, so every call pays a page fault per 4 KB
+// touched: more than the arithmetic at moderate sizes. The pool keeps the blocks and hands one out again
+// once nothing else refers to its storage (autograd has released the caches, the caller the outputs).
+class BufferPool {
+ public:
+  Tensor get(at::IntArrayRef shape, const at::TensorOptions& options, bool zeroed) {
+    const int64_t numel = c10::multiply_integers(shape);
+    const size_t bytes = numel * options.dtype().itemsize();
+    if (bytes < kSmallest) return zeroed ? at::zeros(shape, options) : at::empty(shape, options);
+    Tensor found;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const Tensor& buffer : buffers_) {
+        if (buffer.storage().use_count() == 1 && buffer.use_count() == 1 && buffer.dtype() == options.dtype() &&
+            buffer.numel() == numel) {
+          found = buffer.view(shape);  // the view holds the storage: not free until it is dropped
+          break;
+        }
+      }
+      if (!found.defined()) {
+        Tensor buffer = at::empty({numel}, options);
+        if (buffers_.size() >= kMost) evict_one_free();
+        buffers_.push_back(buffer);
+        found = buffer.view(shape);
+      }
+    }
+    return zeroed ? found.zero_() : found;
+  }
+
+ private:
+  static constexpr size_t kSmallest = 256 * 1024, kMost = 64;
+
+  void evict_one_free() {
+    for (auto it = buffers_.begin(); it != buffers_.end(); ++it) {
+      if (it->storage().use_count() == 1 && it->use_count() == 1) {
+        buffers_.erase(it);
+        return;
+      }
+    }
+  }
+
+  std::mutex mutex_;
+  std::vector<Tensor> buffers_;
+};
+
+BufferPool& pool() {
+  static BufferPool instance;
+  return instance;
 }
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
@@ -281,7 +335,7 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
   // the weight gradients, and the zero outputs padding needs).
   const int64_t cached = record ? steps : 1, stride = record ? 1 : 0;
   auto make = [&](std::initializer_list<int64_t> shape) {
-    return ragged ? at::zeros(shape, x_gates.options()) : at::empty(shape, x_gates.options());
+    return pool().get(shape, x_gates.options(), ragged);
   };
   Tensor output = make({steps, B, P}), h_in = make({cached, B, P}), c_prev = make({cached, B, H});
   Tensor gi = make({cached, B, H}), gf = make({cached, B, H}), gg = make({cached, B, H});
@@ -410,7 +464,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   const Active active{ragged ? batch_sizes->data_ptr<int64_t>() : nullptr, B};
   // Ragged: rows past a sequence's end keep zero gradients (the weight gradients sum over all rows).
   auto make = [&](std::initializer_list<int64_t> shape) {
-    return ragged ? at::zeros(shape, d_output.options()) : at::empty(shape, d_output.options());
+    return pool().get(shape, d_output.options(), ragged);
   };
 
   Tensor da = make({steps, B, GH}), dh_new = make({steps, B, P}), dc_hat = make({steps, B, H});
@@ -585,7 +639,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, const OptTensor& bias) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "matmul: shapes do not match");
   TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul: layouts");
   TORCH_CHECK(!bias || (bias->numel() == b.size(1) && bias->is_contiguous()), "matmul: bias must be (N,)");
-  Tensor c = at::empty({a.size(0), b.size(1)}, a.options());
+  Tensor c = pool().get({a.size(0), b.size(1)}, a.options(), false);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_matmul", [&] {
     tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
                          data_or_null<scalar_t>(bias), c.data_ptr<scalar_t>());
