@@ -187,42 +187,44 @@ def _error_floor(record: dict) -> float:
 def plot_memory_errors(
     path: Path, record: dict, names: dict[str, str], title: str, length_label: str
 ) -> None:
-    """Final test error against lag length, one line per model; filled markers where it was solved."""
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    """Against lag length, one line per model: the test error at the end of each run, and the steps it
+    took to solve (the steps run, a lower bound, where it was not solved); filled markers: solved."""
+    fig, (ax_error, ax_steps) = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
     floor = _error_floor(record)
     for kind, name in names.items():
         runs = sorted((r for r in record["results"] if r["model"] == kind), key=lambda r: r["length"])
         if not runs:
             continue
         lengths = [r["length"] for r in runs]
-        errors = [max(r["test_error"], floor) for r in runs]
         color = MEMORY_COLORS[kind]
-        ax.plot(lengths, errors, color=color, linewidth=1.5, label=name)
-        for r, error in zip(runs, errors):
-            ax.plot(
-                r["length"],
-                error,
-                "o",
-                markersize=8,
-                color=color,
-                markerfacecolor=color if r["solved"] else "white",
-            )
-    _memory_reference_lines(ax, record)
-    ax.plot([], [], "o", color="gray", label="solved")
-    ax.plot([], [], "o", color="gray", markerfacecolor="white", label="not solved in the budget")
-    lengths = sorted({r["length"] for r in record["results"]})
-    if lengths[-1] >= 5 * lengths[0]:
-        ax.set_xscale("log")
-    ax.set_xticks(lengths, [str(n) for n in lengths])
-    ax.minorticks_off()
-    ax.set_yscale("log")
-    ax.set_xlabel(f"lag: {length_label} (steps)")
-    ax.set_ylabel(f"test {record['error_name']} on fresh sequences (log scale)")
+        for ax, values in (
+            (ax_error, [max(r["test_error"], floor) for r in runs]),
+            (ax_steps, [r["steps"] for r in runs]),
+        ):
+            ax.plot(lengths, values, color=color, linewidth=1.5, label=name)
+            for r, value in zip(runs, values):
+                face = color if r["solved"] else "white"
+                ax.plot(r["length"], value, "o", markersize=8, color=color, markerfacecolor=face)
+    _memory_reference_lines(ax_error, record)
+    for ax in (ax_error, ax_steps):
+        ax.plot([], [], "o", color="gray", label="solved")
+        ax.plot([], [], "o", color="gray", markerfacecolor="white", label="not solved in the budget")
+        lengths = sorted({r["length"] for r in record["results"]})
+        if lengths[-1] >= 5 * lengths[0]:
+            ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        ax.set_xlabel(f"lag: {length_label} (steps)")
+        ax.grid(alpha=0.3, which="both")
     zero = any(r["test_error"] == 0 for r in record["results"])
     note = f" (0 drawn at {floor:.1g})" if zero else ""
-    ax.set_title(f"{title}\ntest error at the end of each run{note}", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
+    ax_error.set_ylabel(f"test {record['error_name']} on fresh sequences (log scale)")
+    ax_error.set_title(f"test error at the end of each run{note}", fontsize=10)
+    ax_error.legend(fontsize=8, loc="best")
+    ax_steps.set_ylabel("optimizer steps (log scale)")
+    ax_steps.set_title("steps to solve (where not solved: the steps run in the budget)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
 
