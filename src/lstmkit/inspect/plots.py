@@ -191,20 +191,24 @@ def plot_memory_errors(
     took to solve (the steps run, a lower bound, where it was not solved); filled markers: solved."""
     fig, (ax_error, ax_steps) = plt.subplots(1, 2, figsize=(13, 5), dpi=110)
     floor = _error_floor(record)
-    for kind, name in names.items():
+    for order, (kind, name) in enumerate(names.items()):
         runs = sorted((r for r in record["results"] if r["model"] == kind), key=lambda r: r["length"])
         if not runs:
             continue
         lengths = [r["length"] for r in runs]
-        color = MEMORY_COLORS[kind]
+        color, width, size = (
+            MEMORY_COLORS[kind],
+            2.6 - 0.6 * order,
+            11 - 2 * order,
+        )  # equal values stay visible
         for ax, values in (
             (ax_error, [max(r["test_error"], floor) for r in runs]),
             (ax_steps, [r["steps"] for r in runs]),
         ):
-            ax.plot(lengths, values, color=color, linewidth=1.5, label=name)
+            ax.plot(lengths, values, color=color, linewidth=width, label=name)
             for r, value in zip(runs, values):
                 face = color if r["solved"] else "white"
-                ax.plot(r["length"], value, "o", markersize=8, color=color, markerfacecolor=face)
+                ax.plot(r["length"], value, "o", markersize=size, color=color, markerfacecolor=face)
     _memory_reference_lines(ax_error, record)
     for ax in (ax_error, ax_steps):
         ax.plot([], [], "o", color="gray", label="solved")
