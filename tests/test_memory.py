@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -164,6 +165,18 @@ def test_a_run_stops_at_the_first_test_below_the_threshold():
     result = train_run(model, task, 5, settings, task.generate(5, 20, seeded(9)))
     assert result.solved and result.steps == result.steps_to_solve == 3
     assert result.history["step"] == [3] and result.test_error < 10
+
+
+def test_a_run_stops_when_the_loss_is_not_finite():
+    task = dataclasses.replace(
+        TASKS["adding"], generate=lambda t, b, g: (torch.full((t, b, 2), math.nan), torch.zeros(1, b))
+    )
+    torch.manual_seed(0)
+    model = MemoryModel("gru", task, 4, forget_bias=0.0)
+    settings = Settings(4, 8, 1e-3, 1.0, 0.0, eval_every=3, test_size=20, seed=0, minutes=1.0)
+    result = train_run(model, task, 5, settings, TASKS["adding"].generate(5, 20, seeded(9)))
+    assert result.diverged and not result.solved and result.steps == 0 and math.isfinite(result.test_error)
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # no step was taken
 
 
 # ---- the command ----------------------------------------------------------------------------------------

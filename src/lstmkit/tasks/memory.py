@@ -203,12 +203,13 @@ class RunResult:
     solved: bool = False
     steps_to_solve: int | None = None
     seconds_to_solve: float | None = None
+    diverged: bool = False  # the training loss became NaN or infinite; the run stopped before that step
     steps: int = 0
     seconds: float = 0.0
     history: dict[str, list] = field(default_factory=lambda: {"step": [], "seconds": [], "test_error": []})
 
 
-def test_error(model: MemoryModel, task: MemoryTask, x: Tensor, y: Tensor, chunk: int = 500) -> float:
+def evaluate(model: MemoryModel, task: MemoryTask, x: Tensor, y: Tensor, chunk: int = 500) -> float:
     """The task's error over the whole test set, in chunks of sequences (same value as one pass)."""
     model.eval()
     with torch.no_grad():
@@ -231,6 +232,9 @@ def train_run(
         while True:
             x, y = task.generate(length, settings.batch_size, generator)
             loss = task.loss(model(x), y)
+            if not math.isfinite(loss.item()):  # keep the last finite weights and report their error
+                result.diverged, result.test_error = True, evaluate(model, task, *test)
+                break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.clip:
@@ -240,7 +244,7 @@ def train_run(
             elapsed = time.monotonic() - started
             out_of_time = elapsed >= budget
             if result.steps % settings.eval_every == 0 or out_of_time:
-                result.test_error = test_error(model, task, *test)
+                result.test_error = evaluate(model, task, *test)
                 elapsed = time.monotonic() - started
                 result.history["step"].append(result.steps)
                 result.history["seconds"].append(round(elapsed, 2))
@@ -355,7 +359,7 @@ def results_table(task: MemoryTask, results: list[RunResult]) -> str:
     ]
     for r in results:
         solve = f"{r.steps_to_solve} | {duration(r.seconds_to_solve)}" if r.solved else "- | -"
-        solved = "yes" if r.solved else "no"
+        solved = "yes" if r.solved else "no (diverged)" if r.diverged else "no"
         lines.append(
             f"| {r.length} | {MODELS[r.model]} | {r.test_error:.4f} | {solved} | {solve} "
             f"| {r.steps} | {duration(r.seconds)} |"
