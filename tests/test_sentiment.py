@@ -122,7 +122,7 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     vocab = json.loads((out / "config.json").read_text())["vocab"]
     metrics = json.loads((out / "metrics.json").read_text())
     unique = [word for word in vocab if word.startswith("uniqueword")]
-    assert len(unique) == metrics["train_size"] < 60 - metrics["test_size"]
+    assert len(unique) == metrics["train_size"] + metrics["validation_size"] == 60 - metrics["test_size"]
     assert {"good", "bad", "film"} <= set(vocab)
 
 

@@ -4,7 +4,9 @@ and what every classification task shares: training one split, its metrics and r
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -240,15 +242,16 @@ def classification_metrics(predicted: torch.Tensor, actual: torch.Tensor, names:
 
 
 def member_jobs(
-    options: dict[str, Any], train: Examples, val: Examples, batch_size: int, seed: int
+    options: dict[str, Any], splits: Callable[[int], tuple[Examples, Examples]], batch_size: int, seed: int
 ) -> list[ClassificationJob]:
-    """One job per network of OPTIONS (SequenceClassifier's, with "members"), each built from its own seed."""
+    """One job per network of OPTIONS (SequenceClassifier's, with "members"), each built from its own seed,
+    member k training and validating on SPLITS(k)."""
     options = dict(options)
     jobs = []
     for k in range(options.pop("members")):
         torch.manual_seed(member_seed(seed, k))
         model = SequenceClassifier(**options)
-        jobs.append(ClassificationJob(model, train, val, batch_size, member_seed(seed, k)))
+        jobs.append(ClassificationJob(model, *splits(k), batch_size, member_seed(seed, k)))
     return jobs
 
 
@@ -287,7 +290,7 @@ def train_and_test(
         **classification_metrics(predicted, test.labels, saved["class_names"]),
         "train_size": len(job.train.labels),
         "validation_size": 0 if job.val is job.train else len(job.val.labels),  # 0: validated on train
-        "validation_loss": ClassificationJob(model, job.train, job.val, job.batch_size, job.seed).validate(),
+        "validation_loss": statistics.mean(state.best for state in states),  # each member's on its own split
     }
     saved = {"model": model.config, **saved}
     record = write_report(out_dir, task, model, saved, metrics, states[0], config, started, "cross-entropy")
@@ -383,7 +386,7 @@ def run_train(args: argparse.Namespace) -> None:
     fit = examples(fit_index)
     val = examples(val_index) if args.val_fraction else fit
     options = {"num_classes": len(names), "input_size": args.window, **model_options(args)}
-    jobs = member_jobs(options, fit, val, args.batch_size, args.seed)
+    jobs = member_jobs(options, lambda _: (fit, val), args.batch_size, args.seed)
     print(
         f"classify: {len(fit_index)} series of {saved['length']} values to train on, classes "
         f"{', '.join(names)}; testing on {len(test_examples.labels)} "
