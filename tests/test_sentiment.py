@@ -153,6 +153,7 @@ def test_folds_report_the_mean_and_each_fold_and_resume_skips_finished_folds(rt_
         fold_metrics = json.loads((out / f"fold-0{fold}" / "metrics.json").read_text())
         assert fold_metrics["accuracy"] == metrics["fold_accuracies"][fold - 1]
         assert fold_metrics["test_size"] == 100
+        assert not list((out / f"fold-0{fold}").glob("member-*"))  # the members' checkpoints are gone
     chosen = out / f"fold-0{metrics['model_from_fold']}"
     assert (out / "model.safetensors").read_bytes() == (chosen / "model.safetensors").read_bytes()
     capsys.readouterr()

@@ -4,6 +4,7 @@ split or by stratified K-fold cross-validation."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -76,7 +77,8 @@ seed (initial weights, batch order, dropout) and stopping early on its own valid
 k holds out the k-th tenth of the training texts, so that together they learn from all of them. The
 model's logits are the members' mean. One network overfits a small data set within a few epochs; the
 average of several errs less (--members 1: a single network, N times faster). The first member
-trains in DIR (or DIR/fold-NN), member k in its member-k subfolder; the loss curve is the first's.
+trains in DIR (or DIR/fold-NN), member k in its member-k subfolder (removed when a fold is done);
+the loss curve is the first's.
 
 Without --folds, a stratified 10% is held out to test on; the rest is for training. With
 --folds K, stratified K-fold cross-validation: each fold trains its own vocabulary and model in
@@ -249,6 +251,8 @@ def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> N
         else:
             resume = args.resume and (fold_dir / STATE_FILE).is_file()  # the first member's
             outcome = train_split(data, rest, test_index, args, fold_dir, resume)
+            for member_dir in fold_dir.glob("member-*"):  # their checkpoints: a finished fold needs none
+                shutil.rmtree(member_dir)
         outcomes.append(outcome)
         accuracy = outcome.record["accuracy"]
         print(f"fold {number}/{args.folds}: accuracy {accuracy:.4f} on {len(test_index)} texts")
