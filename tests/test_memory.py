@@ -108,6 +108,10 @@ def test_class_error_is_the_fraction_of_wrong_answers():
     output = torch.zeros(2, 2, 8)  # (R=2, B=2, C=8)
     output[0, 0, 3] = output[0, 1, 5] = output[1, 0, 1] = output[1, 1, 1] = 1.0
     assert task.error(output, torch.tensor([[3, 4], [1, 1]])) == 0.25
+    one_wrong = torch.zeros(1, 100, 8)  # (R=1, B=100, C=8): every answer is class 0
+    targets = torch.zeros(1, 100, dtype=torch.long)
+    targets[0, 7] = 2
+    assert task.error(one_wrong, targets) == 0.01  # exactly the threshold: not solved
 
 
 # ---- models and state gradients -------------------------------------------------------------------------
