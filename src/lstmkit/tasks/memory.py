@@ -57,14 +57,16 @@ or its --minutes are spent. With --gradients, the norm of dL/dh_t (and dL/dc_t f
 step t is measured on the longest length, before and after training: the vanishing gradient made visible.
 
 DIR receives metrics.json (per model and length: test error, solved, steps and seconds to solve, the
-test error over training), table.md (also printed), errors.png (test error against lag length),
-curves.png (test error against training time) and, with --gradients, gradients.json and gradients.png."""
+test error over training), table.md (also printed), errors.png (test error and steps to solve against
+lag length), curves.png (test error against training time) and, with --gradients, gradients.json and
+gradients.png."""
 
 EXAMPLES = """\
 examples:
   lstmkit memory --task adding --lengths 10,50,100 --minutes 2 --out runs/adding
   lstmkit memory --task adding --lengths 100 --minutes 10 --gradients --out runs/adding100
-  lstmkit memory --task temporal-order --lengths 50,100 --models lstm,rnn --out runs/order"""
+  lstmkit memory --task temporal-order --lengths 50,100 --models lstm,rnn --out runs/order
+  lstmkit memory --task copy --lengths 50 --models lstm --forget-bias 3 --minutes 3 --out runs/copy"""
 
 
 def lengths_list(text: str) -> list[int]:
@@ -146,9 +148,10 @@ def add_commands(commands) -> None:
     )
     group.add_argument(
         "--forget-bias",
+        metavar="F",
         type=finite_float,
         default=1.0,
-        help="added to the LSTM's forget-gate bias (default: 1)",
+        help="added to the LSTM's forget-gate bias at initialisation (default: 1; 3 for lags beyond ~50)",
     )
     group.add_argument(
         "--eval-every", metavar="N", type=positive_int, default=100, help="steps between tests (default: 100)"
