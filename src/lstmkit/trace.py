@@ -28,6 +28,8 @@ class GateTrace:
     @classmethod
     def stack(cls, traces: list[GateTrace]) -> GateTrace:
         """Stack per-layer traces, each field (T, B, H), into one with a leading layer axis."""
+        if len(traces) == 1:  # a view, not a copy
+            return traces[0].map(lambda t: t.unsqueeze(0))
         return cls(*(torch.stack([getattr(t, f.name) for t in traces]) for f in fields(cls)))
 
     def map(self, fn) -> GateTrace:
