@@ -28,7 +28,15 @@ from lstmkit.data.memory_tasks import TASKS, MemoryTask
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
 from lstmkit.layer import LSTM
-from lstmkit.tasks.common import METRICS_FILE, natural, positive_float, positive_int, prepare_out_dir
+from lstmkit.tasks.common import (
+    METRICS_FILE,
+    finite_float,
+    natural,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    prepare_out_dir,
+)
 
 MODELS = {"lstm": "lstmkit.LSTM", "gru": "torch.nn.GRU", "rnn": "torch.nn.RNN (tanh)"}
 TABLE_FILE, ERRORS_FILE, CURVES_FILE = "table.md", "errors.png", "curves.png"
@@ -85,23 +93,6 @@ def models_list(text: str) -> list[str]:
             f"must be names from {','.join(MODELS)} separated by commas, got {text!r}"
         )
     return names
-
-
-def non_negative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
 
 
 def add_commands(commands) -> None:
