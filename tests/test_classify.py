@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lstmkit.cli import main
-from lstmkit.models.classifier import SequenceClassifier, build_classifier
+from lstmkit.models.classifier import Ensemble, build_classifier
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--hidden-size", "8", "--epochs", "3", "--seed", "1"]
@@ -94,7 +94,7 @@ def test_held_out_split_and_csv_with_header_and_named_label(tmp_path, capsys):
         and config["class_names"] == ["fall", "rise"]
     )
     model = build_classifier(config["model"])
-    assert type(model) is SequenceClassifier and model.config == config["model"]  # one network by default
+    assert type(model) is Ensemble and model.config == config["model"] and config["model"]["members"] == 3
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,8 @@ TASK = "classify"
 # Measured on ECG200 (train on TRAIN, test on TEST, 10 seeds): see the issue note. 100 series are too few
 # to hold some out and stop early on them, so by default the model trains all --epochs on every series.
 DEFAULTS = TrainConfig(epochs=200, lr=1e-2, weight_decay=0.05, patience=0)
+# ECG200, seeds 0-4: one network 0.84-0.90 test accuracy, the mean of 3 0.85-0.91 (mean 0.882)
+MEMBERS = 3
 
 DESCRIPTION = """\
 Train an LSTM to tell classes of numeric series apart, then test it.
@@ -59,7 +61,9 @@ header row is detected too). Every series must have the same length.
 Each series is z-normalised (--normalize: "series", each by its own mean and deviation, the UCR
 convention; "train", by one mean and deviation fitted on the training values; "none") and cut into
 overlapping windows of --window values, --stride apart: the LSTM reads one window per step. A
-bidirectional LSTM's outputs are pooled over time (--pooling) and a linear layer gives the class.
+bidirectional LSTM's outputs are pooled over time (--pooling) and a linear layer gives the class;
+the model averages the logits of --members such networks, trained one after another from their own
+seeds (the first in DIR, member k in DIR/member-k).
 
 With --test FILE the model is tested on FILE; otherwise a stratified --test-fraction is held out.
 Training uses every remaining series for --epochs (small sets: a validation split would be too
@@ -127,7 +131,9 @@ def add_commands(commands) -> None:
         default=0.0,
         help="held out to stop early on (default: 0, none)",
     )
-    add_model_arguments(group, hidden_size=32, layers=1, pooling="mean", dropout=0.2, batch_size=8, members=1)
+    add_model_arguments(
+        group, hidden_size=32, layers=1, pooling="mean", dropout=0.2, batch_size=8, members=MEMBERS
+    )
     add_training_arguments(train, DEFAULTS)
     train.set_defaults(run=run_train)
 
