@@ -122,12 +122,8 @@ struct Span {
   int64_t begin, end;
 };
 
-// Thread `id` of `count`'s share of [0, n), in multiples of `align` (whole cache lines of columns).
-inline Span share(int64_t n, int id, int count, int64_t align = 1) {
-  const int64_t units = (n + align - 1) / align;
-  const int64_t begin = std::min(n, units * id / count * align), end = std::min(n, units * (id + 1) / count * align);
-  return {begin, end};
-}
+// Thread `id` of `count`'s share of [0, n): rows, or panels of columns.
+inline Span share(int64_t n, int id, int count) { return {n * id / count, n * (id + 1) / count}; }
 
 inline void barrier() {
 #pragma omp barrier
@@ -202,6 +198,52 @@ BufferPool& pool() {
   static BufferPool instance;
   return instance;
 }
+
+// ---- a fixed weight in panels ----------------------------------------------------------------------------
+
+// B (K, N) = a weight of the time loop, repacked once per call into panels of kWidth columns, each panel
+// (K, kWidth) contiguous: per step the micro-kernel streams each panel in order, at nearly its full speed,
+// where the strided rows of a whole (K, N) matrix stall it (up to 2x at small batches). Element (k, j) of B
+// is src[k * row_stride + j * col_stride], so a weight and its transpose pack without a copy first.
+template <typename T>
+class Panels {
+ public:
+  static constexpr int64_t kWidth = 64;
+
+  Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt)
+      : K_(K), N_(N), count_((N + kWidth - 1) / kWidth) {
+    buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/true);
+    T* out = buffer_.data_ptr<T>();
+    for (int64_t p = 0; p < count_; ++p) {  // read along src's contiguous direction
+      const T* from = src + p * kWidth * col_stride;
+      T* to = out + p * K * kWidth;
+      if (row_stride == 1) {
+        for (int64_t j = 0; j < width(p); ++j)
+          for (int64_t k = 0; k < K; ++k) to[k * kWidth + j] = from[k + j * col_stride];
+      } else {
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t j = 0; j < width(p); ++j) to[k * kWidth + j] = from[k * row_stride + j * col_stride];
+      }
+    }
+  }
+
+  int64_t count() const { return count_; }
+
+  // C[:, the columns of panels [first, last)] = A (rows, K) · B, on this thread.
+  void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels) const {
+    const T* data = buffer_.data_ptr<T>();
+    for (int64_t p = panels.begin; p < panels.end; ++p)
+      gemm(rows, width(p), K_, A, lda, data + p * K_ * kWidth, kWidth, C + p * kWidth, ldc, false);
+  }
+
+  // The columns [begin, end) of B that panels [first, last) hold.
+  Span columns(Span panels) const { return {panels.begin * kWidth, std::min(N_, panels.end * kWidth)}; }
+
+ private:
+  int64_t width(int64_t p) const { return std::min(kWidth, N_ - p * kWidth); }
+  int64_t K_, N_, count_;
+  Tensor buffer_;
+};
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
 
@@ -345,16 +387,17 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
   if (ln_hh) hh_normed = make({cached, B, GH}), hh_rstd = make({cached, B, 1});
   if (ln_c_w) c_normed = make({cached, B, H}), c_rstd = make({cached, B, 1});
   Tensor hh = at::empty({B, GH}, x_gates.options()), c_cur = c0.clone();
-  const Tensor w_hh_t = w_hh.t().contiguous();                              // (P, G*H)
-  const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();           // (H, P)
+  const auto options = x_gates.options();
+  const Panels<T> recurrent(w_hh.data_ptr<T>(), P, GH, 1, P, options);  // W_hh^T (P, G*H)
+  std::optional<Panels<T>> projection;                                  // W_hr^T (H, P)
+  if (w_hr) projection.emplace(w_hr->data_ptr<T>(), H, P, 1, H, options);
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
   const T* w_co_p = data_or_zeros<T>(w_co, zeros);
   const T *ln_hh_p = data_or_null<T>(ln_hh), *ln_cw_p = data_or_null<T>(ln_c_w), *ln_cb_p = data_or_null<T>(ln_c_b);
   const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
-  const T *xg_p = x_gates.data_ptr<T>(), *h0_p = h0.data_ptr<T>(), *whh_p = w_hh_t.data_ptr<T>();
-  const T* whr_p = w_hr ? w_hr_t.data_ptr<T>() : nullptr;
+  const T *xg_p = x_gates.data_ptr<T>(), *h0_p = h0.data_ptr<T>();
   T *out_p = output.data_ptr<T>(), *h_in_p = h_in.data_ptr<T>(), *c_prev_p = c_prev.data_ptr<T>();
   T *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>(), *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>();
   T *cn_p = c_new.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>(), *m_p = m.data_ptr<T>(), *cc = c_cur.data_ptr<T>();
@@ -384,8 +427,7 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
       const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
       const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
-      const Span cols = share(GH, id, count, 16);
-      gemm(n, cols.end - cols.begin, P, hin, P, whh_p + cols.begin, GH, hh_p + cols.begin, GH, false);  // W_hh h_in
+      recurrent.multiply(n, hin, P, hh_p, GH, share(recurrent.count(), id, count));  // W_hh h_in
       barrier();
 
       const Span rows = share(n, id, count);
@@ -414,17 +456,17 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
         if (record && t + 1 < steps && b >= active.at(t + 1)) {  // a sequence's last step: its c_t is
           std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
         }
-        if (!whr_p) {  // h_t = m + k (h_prev - m)
+        if (!projection) {  // h_t = m + k (h_prev - m)
           T* h = out + b * P;
           const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
           for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
           if (t + 1 < steps) carry_in(out, hin_next, b, b + 1, 0, P);
         }
       }
-      if (whr_p) {  // h̃ = W_hr m, split by columns of P
+      if (projection) {  // h̃ = W_hr m, split by columns of P
         barrier();
-        const Span pcols = share(P, id, count, 16);
-        gemm(n, pcols.end - pcols.begin, H, pm, H, whr_p + pcols.begin, P, out + pcols.begin, P, false);
+        const Span panels = share(projection->count(), id, count), pcols = projection->columns(panels);
+        projection->multiply(n, pm, H, out, P, panels);
         for (int64_t b = 0; b < n; ++b)
           for (int64_t j = pcols.begin; j < pcols.end; ++j) {
             const int64_t k = b * P + j;
@@ -479,7 +521,11 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   const T *mask_p = data_or_null<T>(mask), *keep_c_p = data_or_null<T>(keep_c), *keep_h_p = data_or_null<T>(keep_h);
   const T *dout_p = d_output.data_ptr<T>(), *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>();
   const T *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>();
-  const T *cp_p = c_prev.data_ptr<T>(), *whh_p = w_hh.data_ptr<T>(), *whr_p = data_or_null<T>(w_hr);
+  const T* cp_p = c_prev.data_ptr<T>();
+  const auto options = d_output.options();
+  const Panels<T> recurrent(w_hh.data_ptr<T>(), GH, P, P, 1, options);  // W_hh (G*H, P)
+  std::optional<Panels<T>> projection;                                  // W_hr (P, H)
+  if (w_hr) projection.emplace(w_hr->data_ptr<T>(), P, H, H, 1, options);
   const T* cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr;
   const T* cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
   const T* hn_p = ln_hh ? hh_normed.data_ptr<T>() : nullptr;
@@ -504,13 +550,12 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
         dt_p[k] = dh_p[k] + dout[k];        // this step's output share plus what step t+1 sent back
         dhn[k] = dt_p[k] * (T(1) - kh[k]);  // h_t = k h_{t-1} + (1 - k) h̃_t
       }
-      if (whr_p) {  // dL/dm = dh̃ · W_hr, split by columns of H
+      if (projection) {  // dL/dm = dh̃ · W_hr, split by columns of H
         barrier();
-        const Span hcols = share(H, id, count, 16);
-        gemm(n, hcols.end - hcols.begin, P, dhn, P, whr_p + hcols.begin, H, dm_p + hcols.begin, H, false);
+        projection->multiply(n, dhn, P, dm_p, H, share(projection->count(), id, count));
         barrier();
       }
-      const T* dmt = whr_p ? dm_p : dhn;
+      const T* dmt = projection ? dm_p : dhn;
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         const int64_t r = b * H;
         const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
@@ -529,8 +574,9 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
         }
       }
       barrier();
-      const Span pcols = share(P, id, count, 16);  // dL/dh_{t-1}: back through W_hh, split by columns of P
-      gemm(n, pcols.end - pcols.begin, GH, dhht, GH, whh_p + pcols.begin, P, dh_p + pcols.begin, P, false);
+      // dL/dh_{t-1}: back through W_hh, split by columns of P
+      const Span panels = share(recurrent.count(), id, count), pcols = recurrent.columns(panels);
+      recurrent.multiply(n, dhht, GH, dh_p, P, panels);
       for (int64_t b = 0; b < n; ++b)
         for (int64_t j = pcols.begin; j < pcols.end; ++j) {
           const int64_t k = b * P + j;
