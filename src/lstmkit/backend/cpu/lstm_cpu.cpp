@@ -35,11 +35,17 @@
 #include <omp.h>
 #include <torch/extension.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 using at::Tensor;
@@ -91,28 +97,6 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
   }
 }
 
-// The same product for large operands, tiled (rows, columns, and the inner dimension so that each tile's
-// operands stay in cache) and spread over ATen's threads. Used for the input projection and the weight
-// gradients, the products outside the time loop.
-template <typename T>
-void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, const T* bias, T* C) {
-  constexpr int64_t kRows = 64, kCols = 256, kInner = 512;
-  const int64_t row_tiles = (M + kRows - 1) / kRows, col_tiles = (N + kCols - 1) / kCols;
-  at::parallel_for(0, row_tiles * col_tiles, 1, [&](int64_t first, int64_t last) {
-    for (int64_t tile = first; tile < last; ++tile) {
-      const int64_t r = (tile / col_tiles) * kRows, c = (tile % col_tiles) * kCols;
-      const int64_t rows = std::min(kRows, M - r), cols = std::min(kCols, N - c);
-      for (int64_t i = 0; i < rows; ++i) {  // the bias, or zeros, that the products add to
-        T* row = C + (r + i) * N + c;
-        if (bias) std::copy_n(bias + c, cols, row); else std::fill_n(row, cols, T(0));
-      }
-      for (int64_t k = 0; k < K; k += kInner) {
-        gemm(rows, cols, std::min(kInner, K - k), A + r * K + k, K, B + k * N + c, N, C + r * N + c, N, true);
-      }
-    }
-  });
-}
-
 // ---- threads inside the time loop ----------------------------------------------------------------------
 
 // The loops run in one parallel region for all T steps: per step the threads split the recurrent product
@@ -125,8 +109,47 @@ struct Span {
 // Thread `id` of `count`'s share of [0, n): rows, or panels of columns.
 inline Span share(int64_t n, int id, int count) { return {n * id / count, n * (id + 1) / count}; }
 
+// The threads of one loop meet twice per step, a few microseconds apart: a barrier that puts waiting threads
+// to sleep (OpenMP's default here) costs more than the step. This one spins, with a pause, and yields the
+// core after a while, so that a machine busy with other work is not starved either.
+class SpinBarrier {
+ public:
+  void set_threads(int threads) { threads_ = threads; }
+
+  void wait() {
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      if (spins < kSpins) {
+        pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  static constexpr int kSpins = 20000;
+  int threads_ = 1;
+  std::atomic<int> arrived_{0}, generation_{0};
+};
+
+thread_local SpinBarrier* current_barrier = nullptr;  // the loop this thread works in, if threaded
+
 inline void barrier() {
-#pragma omp barrier
+  if (current_barrier) current_barrier->wait();
 }
 
 // Threads for a loop whose per-step product has `flops`: one when a step is too small for a barrier to pay.
@@ -142,8 +165,15 @@ void in_parallel(int threads, Body&& body) {
     body(0, 1);
     return;
   }
+  SpinBarrier meeting;
 #pragma omp parallel num_threads(threads)
-  body(omp_get_thread_num(), omp_get_num_threads());
+  {
+#pragma omp single
+    meeting.set_threads(omp_get_num_threads());  // (the runtime may give fewer); single ends in a barrier
+    current_barrier = &meeting;
+    body(omp_get_thread_num(), omp_get_num_threads());
+    current_barrier = nullptr;
+  }
 }
 
 // ---- large buffers, reused --------------------------------------------------------------------------------
@@ -244,6 +274,38 @@ class Panels {
   int64_t K_, N_, count_;
   Tensor buffer_;
 };
+
+// The same product for large operands (the input projection and the weight gradients, outside the time
+// loop), spread over ATen's threads: B repacked into panels of 64 columns, then tiles of 64 rows by one
+// panel, the inner dimension in chunks so that each tile's operands stay in cache.
+template <typename T>
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, const T* bias, T* C,
+                const at::TensorOptions& options) {
+  constexpr int64_t kRows = 64, kInner = 512, kWidth = Panels<T>::kWidth;
+  const int64_t panels = (N + kWidth - 1) / kWidth, row_tiles = (M + kRows - 1) / kRows;
+  Tensor packed = pool().get({panels * K * kWidth}, options, /*zeroed=*/false);
+  T* B_packed = packed.data_ptr<T>();  // (panels, K, kWidth)
+  at::parallel_for(0, panels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t p = first; p < last; ++p) {
+      const int64_t width = std::min(kWidth, N - p * kWidth);
+      for (int64_t k = 0; k < K; ++k) std::copy_n(B + k * N + p * kWidth, width, B_packed + (p * K + k) * kWidth);
+    }
+  });
+  at::parallel_for(0, row_tiles * panels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t tile = first; tile < last; ++tile) {
+      const int64_t r = (tile / panels) * kRows, p = tile % panels, c = p * kWidth;
+      const int64_t rows = std::min(kRows, M - r), width = std::min(kWidth, N - c);
+      for (int64_t i = 0; i < rows; ++i) {  // the bias, or zeros, that the products add to
+        T* row = C + (r + i) * N + c;
+        if (bias) std::copy_n(bias + c, width, row); else std::fill_n(row, width, T(0));
+      }
+      for (int64_t k = 0; k < K; k += kInner) {
+        gemm(rows, width, std::min(kInner, K - k), A + r * K + k, K, B_packed + (p * K + k) * kWidth, kWidth,
+             C + r * N + c, N, true);
+      }
+    }
+  });
+}
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
 
@@ -688,7 +750,7 @@ Tensor matmul(const Tensor& a, const Tensor& b, const OptTensor& bias) {
   Tensor c = pool().get({a.size(0), b.size(1)}, a.options(), false);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_matmul", [&] {
     tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
-                         data_or_null<scalar_t>(bias), c.data_ptr<scalar_t>());
+                         data_or_null<scalar_t>(bias), c.data_ptr<scalar_t>(), a.options());
   });
   return c;
 }
