@@ -54,6 +54,9 @@ def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
         y2, _ = lstm.step(x, state)
         expected, _ = lstm(torch.stack([x, x]))
         torch.testing.assert_close(y2, expected[1], rtol=1e-6, atol=1e-6)
+        lstm.double()  # new parameter data in the same Parameter objects
+        y64, _ = lstm.step(x.double(), lstm.initial_state())
+        torch.testing.assert_close(y64, lstm(x.double()[None])[0][0], rtol=1e-12, atol=1e-12)
     assert not lstm.train()._streams_in_kernel(x)
 
 

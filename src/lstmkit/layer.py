@@ -222,7 +222,7 @@ class LSTM(nn.Module):
 
     def _step_tensors(self) -> list[Tensor | None]:
         """The kernel's weights for ``step``, prepared once and again only after a parameter changes."""
-        key = tuple((id(p), p._version) for p in self.parameters())
+        key = tuple((p.data_ptr(), p.dtype, p._version) for p in self.parameters())  # .to() changes data
         cached = getattr(self, "_step_cache", None)
         if cached is None or cached[0] != key:
             layers = [gate_weights(self, self._suffix(layer, 0)) for layer in range(self.num_layers)]
