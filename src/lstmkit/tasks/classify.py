@@ -34,6 +34,7 @@ from lstmkit.models.classifier import (
 )
 from lstmkit.tasks.common import (
     add_training_arguments,
+    number,
     positive_int,
     prepare_out_dir,
     train_config,
@@ -152,10 +153,7 @@ def add_commands(commands) -> None:
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    value = number(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")
     return value

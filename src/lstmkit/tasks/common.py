@@ -22,31 +22,30 @@ METRICS_FILE = "metrics.json"
 LOSS_CURVE_FILE = "loss_curve.png"
 
 
-def positive_float(text: str) -> float:
+def number(text: str) -> float:
+    """The number TEXT spells, or NaN where it spells none (then every range check below fails)."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = float("nan")
+        return float("nan")
+
+
+def positive_float(text: str) -> float:
+    value = number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
 def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = number(text)
     if not abs(value) < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
     return value
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
+    value = number(text)
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
     return value

@@ -18,7 +18,7 @@ from lstmkit.files import write_atomic
 from lstmkit.inspect.record import GateRecord
 from lstmkit.models.charlm import CharLM
 from lstmkit.tasks.charlm import LOSS_NAME, TASK, CharLMJob, build_model, format_loss, mean_loss, model_config
-from lstmkit.tasks.common import prepare_out_dir, write_report
+from lstmkit.tasks.common import number, prepare_out_dir, seed_number, write_report
 from lstmkit.tasks.inspect import charlm_gates
 from lstmkit.train.loop import TrainConfig, Trainer
 
@@ -50,20 +50,10 @@ examples:
 
 def positive_seconds(text: str) -> float:
     """argparse type for --seconds: a finite number greater than 0."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
+    seconds = number(text)
     if not (math.isfinite(seconds) and seconds > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
     return seconds
-
-
-def seed_value(text: str) -> int:
-    """argparse type for --seed: a whole number in [0, 2**32)."""
-    if not (text.isdigit() and int(text) < 2**32):
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1}, got {text!r}")
-    return int(text)
 
 
 def add_commands(commands) -> None:
@@ -93,7 +83,7 @@ def add_commands(commands) -> None:
     demo.add_argument(
         "--seed",
         metavar="N",
-        type=seed_value,
+        type=seed_number,
         default=0,
         help="seed for the initial weights and the samples (default: 0)",
     )

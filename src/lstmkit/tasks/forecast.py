@@ -38,6 +38,7 @@ from lstmkit.models.forecaster import (
 )
 from lstmkit.tasks.common import (
     add_training_arguments,
+    number,
     positive_int,
     prepare_out_dir,
     train_config,
@@ -383,10 +384,7 @@ def parse_test_size(text: str) -> float:
     """A fraction of the series (0 < f < 1) or a count of steps (a whole number >= 1)."""
     if text.isdigit() and int(text) >= 1:
         return float(text)
-    try:
-        fraction = float(text)
-    except ValueError:
-        fraction = -1.0
+    fraction = number(text)
     if not 0 < fraction < 1:
         raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 or a count >= 1, got {text!r}")
     return fraction
