@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from lstmkit.backend import cpu as cpu_backend
 from lstmkit.backend import resolve
+from lstmkit.backend.bptt import ragged_arguments
 from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
 from lstmkit.trace import GateTrace
 from lstmkit.validation import check_input, check_lengths, check_like, check_shape
@@ -274,7 +275,7 @@ class LSTM(nn.Module):
                     keep_h = None if keep_h is None else keep_h[:, order]
                     mask = None if mask is None else mask[order]
                 w = gate_weights(self, self._suffix(layer, direction))
-                ragged = {} if batch_sizes is None else {"batch_sizes": batch_sizes}
+                ragged = ragged_arguments(batch_sizes)
                 result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace, **ragged)
                 out, trace = result.output, result.trace
                 if direction:

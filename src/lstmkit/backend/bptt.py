@@ -77,7 +77,7 @@ class HandBPTT(torch.autograd.Function):
 
 
 def ragged_arguments(batch_sizes: Tensor | None) -> dict:
-    """The loops' extra keyword for a ragged batch; none for a full one."""
+    """The extra keyword of a ragged batch for the loops and ``Backend.run``; none for a full one."""
     return {} if batch_sizes is None else {"batch_sizes": batch_sizes}
 
 
