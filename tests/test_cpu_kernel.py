@@ -97,3 +97,38 @@ def test_tiled_matmul_equals_torch_mm(two_threads, transposed):
     b = torch.randn(1100, 300)
     torch.testing.assert_close(cpu.kernel_matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(cpu.kernel_matmul(b.t(), a.t()), b.t() @ a.t(), rtol=1e-4, atol=1e-3)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("columns", [(48, 200), (200, 48), (130, 130)])
+def test_transposed_product_of_the_weight_gradients_equals_torch(two_threads, dtype, columns):
+    """a^T b over many rows, whichever operand has fewer columns (that one is transposed), b of any strides."""
+    torch.manual_seed(0)
+    a, b = torch.randn(777, columns[0], dtype=dtype), torch.randn(777, columns[1], dtype=dtype)
+    expected = a.double().t() @ b.double()
+    torch.testing.assert_close(cpu.kernel().matmul_tn(a, b).double(), expected, rtol=1e-4, atol=1e-3)
+    wide = torch.randn(777, 2 * columns[1], dtype=dtype)[:, ::2]  # b as a strided view
+    expected = a.double().t() @ wide.double()
+    torch.testing.assert_close(cpu.kernel().matmul_tn(a, wide).double(), expected, rtol=1e-4, atol=1e-3)
+
+
+@needs_kernel
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_kernel_layer_norm_equals_torch_forward_and_backward(two_threads, with_bias):
+    """The input projection's layer norm in the kernel against torch's fused op, in float64."""
+    from lstmkit.functional import torch_layer_norm, torch_layer_norm_backward
+
+    torch.manual_seed(0)
+    x = torch.randn(333, 96, dtype=torch.float64) * 3 + 1
+    gain, bias = torch.rand(96, dtype=torch.float64) + 0.5, torch.randn(96, dtype=torch.float64)
+    bias = bias if with_bias else None
+    y, stats = cpu.kernel_layer_norm(x, gain, bias)
+    y_ref, stats_ref = torch_layer_norm(x, gain, bias)
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(stats, stats_ref)
+    dy = torch.randn_like(x)
+    for actual, expected in zip(
+        cpu.kernel_layer_norm_backward(dy, x, stats, gain), torch_layer_norm_backward(dy, x, stats, gain)
+    ):
+        torch.testing.assert_close(actual, expected)

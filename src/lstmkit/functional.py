@@ -30,15 +30,39 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-MatMul = Callable[..., Tensor]  # (a (M, K), b (K, N), bias (N,) or None) -> a @ b + bias  (M, N)
+LAYER_NORM_EPS = 1e-5
 
 
 def torch_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
-    """a @ b (+ bias on every row) by torch: the default ``MatMul``."""
+    """a (M, K) @ b (K, N) (+ bias (N,) on every row) by torch."""
     return torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
 
 
-LAYER_NORM_EPS = 1e-5
+def torch_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Layer norm of each row of x (N, n) by torch: LN(x) ⊙ gain + bias, and the rows' (mean, rstd) (N, 2)."""
+    y, mean, rstd = torch.native_layer_norm(x, x.shape[-1:], gain, bias, LAYER_NORM_EPS)
+    return y, torch.cat([mean, rstd], dim=-1)
+
+
+def torch_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
+    """``torch_layer_norm``'s backward: dL/dx (N, n) and dL/dgain (n,) from dL/dy (N, n)."""
+    mean, rstd = (t.contiguous() for t in stats.split(1, dim=-1))
+    dx, dgain, _ = torch.ops.aten.native_layer_norm_backward(
+        dy, x, x.shape[-1:], mean, rstd, gain, None, [True, True, False]
+    )
+    return dx, dgain
+
+
+class BulkOps(NamedTuple):
+    """The large operations outside the time loop, over all T*B rows at once (see ``input_projection`` and
+    ``weight_gradients``). torch's by default; a backend may bring faster ones with the same results."""
+
+    matmul: Callable[..., Tensor] = torch_matmul
+    layer_norm: Callable[..., tuple[Tensor, Tensor]] = torch_layer_norm
+    layer_norm_backward: Callable[..., tuple[Tensor, Tensor]] = torch_layer_norm_backward
+
+
+TORCH_OPS = BulkOps()
 
 
 class GateWeights(NamedTuple):
@@ -84,6 +108,7 @@ class StepGrads(NamedTuple):
     dhh: Tensor  # (B, G*H) dL/d(W_hh h_in)
     dh_new: Tensor  # (B, P) dL/dh̃_t
     dc_hat: Tensor  # (B, H) dL/d tanh's argument LN_c(c̃_t)
+    ln_totals: Tensor | None = None  # (G*H + 2H,) layer_norm: ``layer_norm_totals``, if the loop summed them
 
 
 def num_gates(coupled_gates: bool) -> int:
@@ -115,24 +140,20 @@ def layer_norm_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tenso
 
 
 def input_projection(
-    x: Tensor, w: GateWeights, matmul: MatMul = torch_matmul
+    x: Tensor, w: GateWeights, ops: BulkOps = TORCH_OPS
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """The input's share of the pre-activations for all steps at once, as one matrix product.
 
     x: (..., I). Returns LN_x(W_ih x) + b_ih + b_hh (..., G*H) and, with layer norm, what its backward
     needs: W_ih x (N, G*H) and the rows' (mean, rstd) (N, 2), N the product of x's leading sizes.
-    ``matmul`` multiplies two matrices (a backend may bring a faster one); layer norm on the input
-    projection, outside the recurrence, is torch's fused op.
     """
     rows = x.reshape(-1, x.shape[-1])  # (N, I)
     bias = None if w.bias_ih is None else w.bias_ih + w.bias_hh
     if w.ln_weight_ih is None:
-        return matmul(rows, w.weight_ih.t(), bias).view(*x.shape[:-1], -1), None, None
-    x_proj = matmul(rows, w.weight_ih.t())  # (N, G*H)
-    gates, mean, rstd = torch.native_layer_norm(
-        x_proj, x_proj.shape[-1:], w.ln_weight_ih, bias, LAYER_NORM_EPS
-    )
-    return gates.view(*x.shape[:-1], -1), x_proj, torch.cat([mean, rstd], dim=-1)
+        return ops.matmul(rows, w.weight_ih.t(), bias).view(*x.shape[:-1], -1), None, None
+    x_proj = ops.matmul(rows, w.weight_ih.t())  # (N, G*H)
+    gates, x_stats = ops.layer_norm(x_proj, w.ln_weight_ih, bias)
+    return gates.view(*x.shape[:-1], -1), x_proj, x_stats
 
 
 def lstm_step(
@@ -248,6 +269,13 @@ def lstm_step_backward(
     return dh_prev, dc_prev, StepGrads(da, dhh, dh_new, dc_hat)
 
 
+def layer_norm_totals(s: StepCache, d: StepGrads) -> Tensor:
+    """The layer-norm parameters' gradients inside the loop, summed over time and batch: (G*H + 2H,) =
+    [Σ da ⊙ hh_normed (ln_weight_hh), Σ dc_hat ⊙ c_normed (ln_weight_c), Σ dc_hat (ln_bias_c)]."""
+    sums = [d.da * s.hh_normed, d.dc_hat * s.c_normed, d.dc_hat]
+    return torch.cat([t.sum(dim=(0, 1)) for t in sums])
+
+
 def weight_gradients(
     x: Tensor,
     x_proj: Tensor | None,
@@ -256,7 +284,7 @@ def weight_gradients(
     s: StepCache,
     d: StepGrads,
     need_dx: bool = True,
-    matmul: MatMul = torch_matmul,
+    ops: BulkOps = TORCH_OPS,
 ) -> tuple[Tensor | None, GateWeights]:
     """dL/dx and every parameter's gradient, each one large product or sum over all T*B rows.
 
@@ -272,18 +300,15 @@ def weight_gradients(
         return t.sum(dim=(0, 1))
 
     hidden_size = s.c_prev.shape[-1]
-    grads = {"weight_hh": matmul(rows(d.dhh).t(), rows(s.h_in))}  # (G*H, P)
+    grads = {"weight_hh": ops.matmul(rows(d.dhh).t(), rows(s.h_in))}  # (G*H, P)
     d_xproj = rows(d.da)  # (T*B, G*H)
     if w.ln_weight_ih is not None:
-        mean, rstd = (t.contiguous() for t in x_stats.split(1, dim=-1))
-        d_xproj, grads["ln_weight_ih"], _ = torch.ops.aten.native_layer_norm_backward(
-            d_xproj, x_proj, x_proj.shape[-1:], mean, rstd, w.ln_weight_ih, None, [True, True, False]
-        )
-    grads["weight_ih"] = matmul(d_xproj.t(), rows(x))  # (G*H, I)
+        d_xproj, grads["ln_weight_ih"] = ops.layer_norm_backward(d_xproj, x_proj, x_stats, w.ln_weight_ih)
+    grads["weight_ih"] = ops.matmul(d_xproj.t(), rows(x))  # (G*H, I)
     if w.bias_ih is not None:
         grads["bias_ih"] = grads["bias_hh"] = total(d.da)
     if w.weight_hr is not None:
-        grads["weight_hr"] = matmul(rows(d.dh_new).t(), rows(s.m))  # (P, H)
+        grads["weight_hr"] = ops.matmul(rows(d.dh_new).t(), rows(s.m))  # (P, H)
     gate = dict(zip("ifgo" if not is_coupled(w, hidden_size) else "fgo", d.da.split(hidden_size, -1)))
     if w.weight_cf is not None:
         grads["weight_cf"] = total(gate["f"] * s.c_prev)
@@ -291,8 +316,8 @@ def weight_gradients(
         if w.weight_ci is not None:
             grads["weight_ci"] = total(gate["i"] * s.c_prev)
     if w.ln_weight_hh is not None:
-        grads["ln_weight_hh"] = total(d.da * s.hh_normed)
-        grads["ln_weight_c"] = total(d.dc_hat * s.c_normed)
-        grads["ln_bias_c"] = total(d.dc_hat)
-    dx = matmul(d_xproj, w.weight_ih).view(*x.shape) if need_dx else None  # (T, B, I)
+        totals = layer_norm_totals(s, d) if d.ln_totals is None else d.ln_totals
+        sizes = [d.da.shape[-1], hidden_size, hidden_size]
+        grads["ln_weight_hh"], grads["ln_weight_c"], grads["ln_bias_c"] = totals.split(sizes)
+    dx = ops.matmul(d_xproj, w.weight_ih).view(*x.shape) if need_dx else None  # (T, B, I)
     return dx, GateWeights(**{name: grads.get(name) for name in GateWeights._fields})

@@ -17,14 +17,7 @@ from torch import Tensor
 
 from lstmkit.backend.loop import backward_steps, forward_steps, trace_of
 from lstmkit.backend.registry import Backend, LayerResult, register
-from lstmkit.functional import (
-    GateWeights,
-    MatMul,
-    StepCache,
-    input_projection,
-    torch_matmul,
-    weight_gradients,
-)
+from lstmkit.functional import TORCH_OPS, BulkOps, GateWeights, StepCache, input_projection, weight_gradients
 from lstmkit.trace import GateTrace
 
 
@@ -35,12 +28,12 @@ class TimeLoops(NamedTuple):
     backward(d_output, dh_T, dc_T, cache, w, mask, keep_c, keep_h) -> dh_0, dc_0, StepGrads (T, ...)
 
     With ``ragged``, both also take ``batch_sizes=`` (T,): the batch is sorted by length, longest first,
-    and step t runs its first batch_sizes[t] rows. ``matmul`` forms the products outside the loops.
+    and step t runs its first batch_sizes[t] rows. ``ops`` do the work outside the loops.
     """
 
     forward: Callable
     backward: Callable
-    matmul: MatMul = torch_matmul
+    ops: BulkOps = TORCH_OPS
     ragged: bool = False
 
 
@@ -51,7 +44,7 @@ class HandBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
         w = GateWeights(*weights)
-        x_gates, x_proj, x_stats = input_projection(x, w, loops.matmul)  # (T, B, G*H)
+        x_gates, x_proj, x_stats = input_projection(x, w, loops.ops)  # (T, B, G*H)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged)
         ctx.loops, ctx.ragged = loops, ragged
@@ -72,7 +65,7 @@ class HandBPTT(torch.autograd.Function):
         dh0, dc0, d = ctx.loops.backward(
             d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h, **ctx.ragged
         )
-        dx, dw = weight_gradients(x, x_proj, x_stats, w, s, d, ctx.needs_input_grad[1], ctx.loops.matmul)
+        dx, dw = weight_gradients(x, x_proj, x_stats, w, s, d, ctx.needs_input_grad[1], ctx.loops.ops)
         return None, dx, dh0, dc0, None, None, None, None, None, *dw
 
 
@@ -94,7 +87,7 @@ def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:
             )
             return LayerResult(output, h, c, GateTrace(*trace) if want_trace else None)
         # inference: no caches unless the trace needs them
-        x_gates, _, _ = input_projection(x, w, loops.matmul)
+        x_gates, _, _ = input_projection(x, w, loops.ops)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(
             x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace, **ragged

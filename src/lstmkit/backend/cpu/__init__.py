@@ -19,7 +19,15 @@ from torch import Tensor
 
 from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
 from lstmkit.backend.registry import Backend, register
-from lstmkit.functional import GateWeights, StepCache, StepGrads, torch_matmul
+from lstmkit.functional import (
+    BulkOps,
+    GateWeights,
+    StepCache,
+    StepGrads,
+    torch_layer_norm,
+    torch_layer_norm_backward,
+    torch_matmul,
+)
 
 SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
@@ -101,21 +109,37 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
 
 def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """a (M, K) @ b (K, N) (+ bias (N,) on every row) through the kernel's tiled GEMM for float32 on the
-    CPU, else torch.
-
-    A transposed operand is copied once, the smaller side: a^T b sums over K = T*B rows in the weight
-    gradients, and is formed as (b^T a)^T when b is the smaller of the two."""
+    CPU, else torch. b may be any view (it is packed anyway); a transposed a, as in the weight gradients'
+    sums over T*B rows (a^T b), is packed tile by tile, never copied whole."""
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
         return torch_matmul(a, b, bias)
-    if bias is None and not a.is_contiguous() and a.t().is_contiguous() and b.shape[1] < a.shape[0]:
-        return kernel().matmul(b.t().contiguous(), a.t(), None).t().contiguous()  # (b^T a)^T, b^T copied
-    return kernel().matmul(a.contiguous(), b.contiguous(), _contiguous(bias))
+    if bias is None and not a.is_contiguous() and a.t().is_contiguous():
+        return kernel().matmul_tn(a.t(), b)
+    return kernel().matmul(a.contiguous(), b, _contiguous(bias))
 
+
+def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
+    """functional.torch_layer_norm in the kernel (its buffers reused between calls)."""
+    if not _compiled(x):
+        return torch_layer_norm(x, gain, bias)
+    y, stats = kernel().layer_norm(x.contiguous(), gain.contiguous(), _contiguous(bias))
+    return y, stats
+
+
+def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
+    """functional.torch_layer_norm_backward in the kernel."""
+    if not _compiled(dy):
+        return torch_layer_norm_backward(dy, x, stats, gain)
+    dx, dgain = kernel().layer_norm_backward(*(t.contiguous() for t in (dy, x, stats, gain)))
+    return dx, dgain
+
+
+KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backward)
 
 register(
     Backend(
         "cpu",
-        make_run(TimeLoops(kernel_forward, kernel_backward, kernel_matmul, ragged=True)),
+        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True)),
         priority=20,
         summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,

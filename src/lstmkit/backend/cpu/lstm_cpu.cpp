@@ -24,11 +24,15 @@
 //                  (ragged: outputs past a row's length are 0, h_T is the output at its last step)
 // backward(d_output (T,B,P), dh_T, dc_T, StepCache list, w_hh, w_hr?, w_ci?, w_cf?, w_co?, ln_hh?, ln_c_w?,
 //          mask?, keep_c?, keep_h?, batch_sizes?)
-//          -> [dh_0 (B,P), dc_0 (B,H), then StepGrads stacked: da, dhh (T,B,G*H), dh_new (T,B,P), dc_hat (T,B,H)]
+//          -> [dh_0 (B,P), dc_0 (B,H), then StepGrads: da, dhh (T,B,G*H), dh_new (T,B,P), dc_hat (T,B,H),
+//              and with layer norm ln_totals (G*H + 2H): the sums of functional.layer_norm_totals]
 // step(x (B,I), h (L,B,P), c (L,B,H), per-layer weights, zoneout_c, zoneout_h) -> [h, c]: one step of
 //          every layer at once, inference (streaming; see step_impl).
-// matmul(a (M,K), b (K,N), bias (N)?) -> a·b + bias, tiled over ATen's threads.
-// All tensors contiguous, float32 or float64, on the CPU.
+// matmul(a (M,K), b (K,N), bias (N)?) -> a·b + bias; matmul_tn(a (K,M), b (K,N)) -> a^T·b; tiled over
+//          ATen's threads, b of any strides.
+// layer_norm(x (N,n), gain (n), bias (n)?) -> [y, stats (N,2) = (mean, rstd)];
+// layer_norm_backward(dy, x, stats, gain) -> [dx, dgain]: the input projection's layer norm.
+// All other tensors contiguous, float32 or float64, on the CPU.
 
 #include <ATen/Parallel.h>
 #include <ATen/native/CPUBlas.h>
@@ -231,10 +235,11 @@ BufferPool& pool() {
 
 // ---- a fixed weight in panels ----------------------------------------------------------------------------
 
-// B (K, N) = a weight of the time loop, repacked once per call into panels of kWidth columns, each panel
-// (K, kWidth) contiguous: per step the micro-kernel streams each panel in order, at nearly its full speed,
-// where the strided rows of a whole (K, N) matrix stall it (up to 2x at small batches). Element (k, j) of B
-// is src[k * row_stride + j * col_stride], so a weight and its transpose pack without a copy first.
+// B (K, N) repacked into panels of kWidth columns, each panel (K, kWidth) contiguous: the micro-kernel
+// streams each panel in order, at nearly its full speed, where the strided rows of a whole (K, N) matrix
+// stall it (up to 2x at small batches). The time loops pack their weights once per call, the large products
+// their right operand. Element (k, j) of B is src[k * row_stride + j * col_stride], so a weight and its
+// transpose pack without a copy first. Packing is split over ATen's threads (call it outside the loops).
 template <typename T>
 class Panels {
  public:
@@ -242,28 +247,38 @@ class Panels {
 
   Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt)
       : K_(K), N_(N), count_((N + kWidth - 1) / kWidth) {
-    buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/true);
+    buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/N % kWidth != 0);
     T* out = buffer_.data_ptr<T>();
-    for (int64_t p = 0; p < count_; ++p) {  // read along src's contiguous direction
-      const T* from = src + p * kWidth * col_stride;
-      T* to = out + p * K * kWidth;
-      if (row_stride == 1) {
-        for (int64_t j = 0; j < width(p); ++j)
-          for (int64_t k = 0; k < K; ++k) to[k * kWidth + j] = from[k + j * col_stride];
-      } else {
-        for (int64_t k = 0; k < K; ++k)
-          for (int64_t j = 0; j < width(p); ++j) to[k * kWidth + j] = from[k * row_stride + j * col_stride];
+    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kWidth));  // small: one thread
+    at::parallel_for(0, count_, grain, [&](int64_t first, int64_t last) {
+      for (int64_t p = first; p < last; ++p) {  // read along src's contiguous direction
+        const T* from = src + p * kWidth * col_stride;
+        T* to = out + p * K * kWidth;
+        if (col_stride == 1) {
+          for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
+        } else if (row_stride == 1) {
+          for (int64_t j = 0; j < width(p); ++j)
+            for (int64_t k = 0; k < K; ++k) to[k * kWidth + j] = from[k + j * col_stride];
+        } else {
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < width(p); ++j) to[k * kWidth + j] = from[k * row_stride + j * col_stride];
+        }
       }
-    }
+    });
   }
 
   int64_t count() const { return count_; }
 
-  // C[:, the columns of panels [first, last)] = A (rows, K) · B, on this thread.
-  void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels) const {
-    const T* data = buffer_.data_ptr<T>();
-    for (int64_t p = panels.begin; p < panels.end; ++p)
-      gemm(rows, width(p), K_, A, lda, data + p * K_ * kWidth, kWidth, C + p * kWidth, ldc, false);
+  // C[:, the columns of panels [first, last)] (+)= A (rows, K) · B, on this thread.
+  void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels, bool add = false) const {
+    for (int64_t p = panels.begin; p < panels.end; ++p) multiply_rows(rows, 0, K_, A, lda, C, ldc, p, add);
+  }
+
+  // C[:, panel p's columns] (+)= A (rows, inner) · B[k0 : k0 + inner, panel p's columns], on this thread.
+  void multiply_rows(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t p,
+                     bool add) const {
+    gemm(rows, width(p), inner, A, lda, buffer_.data_ptr<T>() + (p * K_ + k0) * kWidth, kWidth, C + p * kWidth, ldc,
+         add);
   }
 
   // The columns [begin, end) of B that panels [first, last) hold.
@@ -276,32 +291,37 @@ class Panels {
 };
 
 // The same product for large operands (the input projection and the weight gradients, outside the time
-// loop), spread over ATen's threads: B repacked into panels of 64 columns, then tiles of 64 rows by one
-// panel, the inner dimension in chunks so that each tile's operands stay in cache.
+// loop), spread over ATen's threads: B packed into panels, then tiles of 64 rows by one panel, the inner
+// dimension in chunks so that each tile's operands stay in cache. C (M, N) = A (M, K) · B + bias (N)?.
 template <typename T>
-void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const T* B, const T* bias, T* C,
-                const at::TensorOptions& options) {
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const Panels<T>& B, const T* bias, T* C) {
   constexpr int64_t kRows = 64, kInner = 512, kWidth = Panels<T>::kWidth;
-  const int64_t panels = (N + kWidth - 1) / kWidth, row_tiles = (M + kRows - 1) / kRows;
-  Tensor packed = pool().get({panels * K * kWidth}, options, /*zeroed=*/false);
-  T* B_packed = packed.data_ptr<T>();  // (panels, K, kWidth)
-  at::parallel_for(0, panels, 1, [&](int64_t first, int64_t last) {
-    for (int64_t p = first; p < last; ++p) {
-      const int64_t width = std::min(kWidth, N - p * kWidth);
-      for (int64_t k = 0; k < K; ++k) std::copy_n(B + k * N + p * kWidth, width, B_packed + (p * K + k) * kWidth);
-    }
-  });
+  const int64_t panels = B.count(), row_tiles = (M + kRows - 1) / kRows;
   at::parallel_for(0, row_tiles * panels, 1, [&](int64_t first, int64_t last) {
     for (int64_t tile = first; tile < last; ++tile) {
       const int64_t r = (tile / panels) * kRows, p = tile % panels, c = p * kWidth;
       const int64_t rows = std::min(kRows, M - r), width = std::min(kWidth, N - c);
-      for (int64_t i = 0; i < rows; ++i) {  // the bias, or zeros, that the products add to
-        T* row = C + (r + i) * N + c;
-        if (bias) std::copy_n(bias + c, width, row); else std::fill_n(row, width, T(0));
+      if (bias) {  // the bias that the products add to
+        for (int64_t i = 0; i < rows; ++i) std::copy_n(bias + c, width, C + (r + i) * N + c);
       }
       for (int64_t k = 0; k < K; k += kInner) {
-        gemm(rows, width, std::min(kInner, K - k), A + r * K + k, K, B_packed + (p * K + k) * kWidth, kWidth,
-             C + r * N + c, N, true);
+        B.multiply_rows(rows, k, std::min(kInner, K - k), A + r * K + k, K, C + r * N, N, p, bias || k > 0);
+      }
+    }
+  });
+}
+
+// dst (C, R) = src (R, C)^T, both contiguous: in blocks that stay in cache, split over ATen's threads.
+template <typename T>
+void transpose(const T* src, int64_t R, int64_t C, T* dst) {
+  constexpr int64_t kBlock = 32;
+  at::parallel_for(0, (R + kBlock - 1) / kBlock, 16, [&](int64_t first, int64_t last) {
+    for (int64_t r0 = first * kBlock; r0 < std::min(R, last * kBlock); r0 += kBlock) {
+      const int64_t r1 = std::min(R, r0 + kBlock);
+      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+        const int64_t c1 = std::min(C, c0 + kBlock);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = c0; c < c1; ++c) dst[c * R + r] = src[r * C + c];
       }
     }
   });
@@ -332,6 +352,47 @@ void layer_norm_backward_row(T* __restrict d, const T* __restrict normed, T rstd
   mean_d /= T(n);
   mean_dn /= T(n);
   for (int64_t j = 0; j < n; ++j) d[j] = rstd * (d[j] - mean_d - normed[j] * mean_dn);
+}
+
+// Layer norm of every row of x (N, n), the input projection's, split over ATen's threads:
+// y = (x - mean) * rstd ⊙ gain + bias?, stats (N, 2) = (mean, rstd).
+template <typename T>
+void layer_norm_rows(const T* x, const T* gain, const T* bias, int64_t N, int64_t n, T* y, T* stats) {
+  at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
+    for (int64_t r = first; r < last; ++r) {
+      const T* xr = x + r * n;
+      T* yr = y + r * n;
+      T mean = 0, var = 0;
+      for (int64_t j = 0; j < n; ++j) mean += xr[j];
+      mean /= T(n);
+      for (int64_t j = 0; j < n; ++j) var += (xr[j] - mean) * (xr[j] - mean);
+      const T rstd = T(1) / std::sqrt(var / T(n) + T(kLayerNormEps));
+      for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mean) * rstd * gain[j] + (bias ? bias[j] : T(0));
+      stats[2 * r] = mean;
+      stats[2 * r + 1] = rstd;
+    }
+  });
+}
+
+// Its backward from dL/dy (N, n): dx (N, n), and each thread's share of dL/dgain = Σ_rows dL/dy ⊙ normed
+// added into its row of gain_partial (threads, n).
+template <typename T>
+void layer_norm_rows_backward(const T* d, const T* x, const T* stats, const T* gain, int64_t N, int64_t n, T* dx,
+                              T* gain_partial) {
+  at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
+    T* acc = gain_partial + at::get_thread_num() * n;
+    std::vector<T> normed(n);
+    for (int64_t r = first; r < last; ++r) {
+      const T *dr = d + r * n, *xr = x + r * n, mean = stats[2 * r], rstd = stats[2 * r + 1];
+      T* out = dx + r * n;
+      for (int64_t j = 0; j < n; ++j) {
+        normed[j] = (xr[j] - mean) * rstd;
+        acc[j] += dr[j] * normed[j];
+        out[j] = dr[j] * gain[j];
+      }
+      layer_norm_backward_row(out, normed.data(), rstd, n);
+    }
+  });
 }
 
 // ---- forward rows --------------------------------------------------------------------------------------
@@ -597,8 +658,13 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   T *dt_p = dh_total.data_ptr<T>(), *dm_p = dm.data_ptr<T>();
   const int threads = loop_threads(2.0 * B * GH * P);
 
+  // layer norm: each thread's sums of da ⊙ hh_normed (G*H), dc_hat ⊙ c_normed (H) and dc_hat (H)
+  Tensor ln_partial = ln_hh ? at::zeros({threads, GH + 2 * H}, options) : Tensor();
+  T* lnp_p = ln_hh ? ln_partial.data_ptr<T>() : nullptr;
+
   in_parallel(threads, [&](int id, int count) {
     std::vector<T> dcn(H);  // one row's dL/dc̃ through the hidden path
+    T* ln_sum = lnp_p ? lnp_p + id * (GH + 2 * H) : nullptr;
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t n = active.at(t), s = t * BH;
       const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
@@ -631,8 +697,16 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
             kc + r, H, a, dc_p + r);
         if (ln_hh_p) {
           T* d = dhht + b * GH;
-          for (int64_t j = 0; j < GH; ++j) d[j] = a[j] * ln_hh_p[j];
-          layer_norm_backward_row(d, hn_p + (t * B + b) * GH, hr_p[t * B + b], GH);
+          const T *hn = hn_p + (t * B + b) * GH, *cn = cnm_p + s + r;
+          for (int64_t j = 0; j < GH; ++j) {
+            ln_sum[j] += a[j] * hn[j];
+            d[j] = a[j] * ln_hh_p[j];
+          }
+          layer_norm_backward_row(d, hn, hr_p[t * B + b], GH);
+          for (int64_t j = 0; j < H; ++j) {
+            ln_sum[GH + j] += dch[j] * cn[j];
+            ln_sum[GH + H + j] += dch[j];
+          }
         }
       }
       barrier();
@@ -647,7 +721,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
       barrier();
     }
   });
-  return {dh, dc, da, dhh, dh_new, dc_hat};
+  return {dh, dc, da, dhh, dh_new, dc_hat, ln_hh ? ln_partial.sum(0) : Tensor()};
 }
 
 std::vector<Tensor> lstm_forward(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
@@ -742,17 +816,64 @@ std::vector<Tensor> lstm_step(const Tensor& x, const Tensor& h, const Tensor& c,
   return result;
 }
 
-// a (M, K) · b (K, N) + bias (N)?, all contiguous and of one floating type.
+// a (M, K) · b (K, N) + bias (N)?; a contiguous, b any strides, one floating type.
 Tensor matmul(const Tensor& a, const Tensor& b, const OptTensor& bias) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "matmul: shapes do not match");
-  TORCH_CHECK(a.is_contiguous() && b.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul: layouts");
+  TORCH_CHECK(a.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul: layouts");
   TORCH_CHECK(!bias || (bias->numel() == b.size(1) && bias->is_contiguous()), "matmul: bias must be (N,)");
   Tensor c = pool().get({a.size(0), b.size(1)}, a.options(), false);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_matmul", [&] {
-    tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
-                         data_or_null<scalar_t>(bias), c.data_ptr<scalar_t>(), a.options());
+    const Panels<scalar_t> panels(b.data_ptr<scalar_t>(), b.size(0), b.size(1), b.stride(0), b.stride(1), b.options());
+    tiled_gemm<scalar_t>(a.size(0), b.size(1), a.size(1), a.data_ptr<scalar_t>(), panels, data_or_null<scalar_t>(bias),
+                         c.data_ptr<scalar_t>());
   });
   return c;
+}
+
+// a^T (M, K) · b (K, N) for a (K, M) contiguous, b any strides: the weight gradients, sums over K = T*B
+// rows. The operand with fewer columns is transposed (into a reused buffer), the other packed into panels;
+// when that is b, the product is formed as (b^T a)^T.
+Tensor matmul_tn(const Tensor& a, const Tensor& b) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(0) == b.size(0), "matmul_tn: shapes do not match");
+  TORCH_CHECK(a.is_contiguous() && a.scalar_type() == b.scalar_type(), "matmul_tn: layouts");
+  if (a.size(1) > b.size(1) && b.is_contiguous()) {
+    Tensor c = pool().get({a.size(1), b.size(1)}, a.options(), false);
+    return c.copy_(matmul_tn(b, a).t());
+  }
+  const int64_t K = a.size(0), M = a.size(1);
+  Tensor a_t = pool().get({M, K}, a.options(), false);
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstmkit_transpose", [&] {
+    transpose<scalar_t>(a.data_ptr<scalar_t>(), K, M, a_t.data_ptr<scalar_t>());
+  });
+  return matmul(a_t, b, std::nullopt);
+}
+
+// Layer norm over the rows of x (N, n): [y = LN(x) ⊙ gain + bias?, stats (N, 2) = (mean, rstd)].
+std::vector<Tensor> layer_norm(const Tensor& x, const Tensor& gain, const OptTensor& bias) {
+  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && gain.numel() == x.size(1) && gain.is_contiguous(),
+              "layer_norm: x (N, n) and gain (n,), contiguous");
+  TORCH_CHECK(!bias || (bias->numel() == x.size(1) && bias->is_contiguous()), "layer_norm: bias must be (n,)");
+  Tensor y = pool().get({x.size(0), x.size(1)}, x.options(), false), stats = at::empty({x.size(0), 2}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_layer_norm", [&] {
+    layer_norm_rows<scalar_t>(x.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(), data_or_null<scalar_t>(bias),
+                              x.size(0), x.size(1), y.data_ptr<scalar_t>(), stats.data_ptr<scalar_t>());
+  });
+  return {y, stats};
+}
+
+// Its backward: [dx (N, n), dgain (n)] from dy (N, n), x, stats and gain as in layer_norm.
+std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& stats, const Tensor& gain) {
+  TORCH_CHECK(dy.sizes() == x.sizes() && dy.is_contiguous() && x.is_contiguous() && stats.is_contiguous() &&
+                  gain.is_contiguous() && stats.numel() == 2 * x.size(0) && gain.numel() == x.size(1),
+              "layer_norm_backward: dy, x (N, n), stats (N, 2), gain (n,), contiguous");
+  Tensor dx = pool().get({x.size(0), x.size(1)}, x.options(), false);
+  Tensor partial = at::zeros({at::get_num_threads(), x.size(1)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_layer_norm_backward", [&] {
+    layer_norm_rows_backward<scalar_t>(dy.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), stats.data_ptr<scalar_t>(),
+                                       gain.data_ptr<scalar_t>(), x.size(0), x.size(1), dx.data_ptr<scalar_t>(),
+                                       partial.data_ptr<scalar_t>());
+  });
+  return {dx, partial.sum(0)};
 }
 
 }  // namespace
@@ -761,5 +882,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &lstm_forward, "LSTM recurrence forward (see the shape contract in lstm_cpu.cpp)");
   m.def("backward", &lstm_backward, "LSTM recurrence backward (see the shape contract in lstm_cpu.cpp)");
   m.def("step", &lstm_step, "one step through all layers, inference (streaming; see step_impl)");
-  m.def("matmul", &matmul, "a (M, K) · b (K, N) for contiguous CPU tensors, tiled over ATen's threads");
+  m.def("matmul", &matmul, "a (M, K) · b (K, N) (+ bias) for CPU tensors, tiled over ATen's threads");
+  m.def("layer_norm", &layer_norm, "layer norm over the rows of a matrix, with (mean, rstd) per row");
+  m.def("layer_norm_backward", &layer_norm_backward, "layer_norm's backward: dx and the gain's gradient");
+  m.def("matmul_tn", &matmul_tn, "a^T · b for a (K, M), b (K, N) CPU tensors, tiled over ATen's threads");
 }
