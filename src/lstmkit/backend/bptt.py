@@ -28,13 +28,16 @@ class TimeLoops(NamedTuple):
     backward(d_output, dh_T, dc_T, cache, w, mask, keep_c, keep_h) -> dh_0, dc_0, StepGrads (T, ...)
 
     With ``ragged``, both also take ``batch_sizes=`` (T,): the batch is sorted by length, longest first,
-    and step t runs its first batch_sizes[t] rows. ``ops`` do the work outside the loops.
+    and step t runs its first batch_sizes[t] rows. ``ops`` do the work outside the loops. With
+    ``projects_input``, forward also takes ``project=True`` and then x (T, B, I) in place of x_gates: it
+    forms each step's W_ih x_t + b_ih + b_hh itself (never with layer norm, whose LN_x needs all of it).
     """
 
     forward: Callable
     backward: Callable
     ops: BulkOps = TORCH_OPS
     ragged: bool = False
+    projects_input: bool = False
 
 
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
@@ -44,9 +47,11 @@ class HandBPTT(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
         w = GateWeights(*weights)
-        x_gates, x_proj, x_stats = input_projection(x, w, loops.ops)  # (T, B, G*H)
+        x_gates, x_proj, x_stats, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)
-        output, h, c, s = loops.forward(x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged)
+        output, h, c, s = loops.forward(
+            x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged, **project
+        )
         ctx.loops, ctx.ragged = loops, ragged
         ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, x_proj, x_stats, *weights, *s)
         # Fresh tensors for h_T, c_T: they may be entries of the saved caches.
@@ -69,6 +74,17 @@ class HandBPTT(torch.autograd.Function):
         return None, dx, dh0, dc0, None, None, None, None, None, *dw
 
 
+def loop_input(
+    loops: TimeLoops, x: Tensor, w: GateWeights
+) -> tuple[Tensor, Tensor | None, Tensor | None, dict]:
+    """What the forward loop reads: the input projection of all steps (T, B, G*H), with what its backward
+    needs (see ``input_projection``), and the loop's extra keyword; or x itself, for a loop that projects
+    each step."""
+    if loops.projects_input and w.ln_weight_ih is None:
+        return x, None, None, {"project": True}
+    return *input_projection(x, w, loops.ops), {}
+
+
 def ragged_arguments(batch_sizes: Tensor | None) -> dict:
     """The extra keyword of a ragged batch for the loops and ``Backend.run``; none for a full one."""
     return {} if batch_sizes is None else {"batch_sizes": batch_sizes}
@@ -87,10 +103,10 @@ def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:
             )
             return LayerResult(output, h, c, GateTrace(*trace) if want_trace else None)
         # inference: no caches unless the trace needs them
-        x_gates, _, _ = input_projection(x, w, loops.ops)
+        x_gates, _, _, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(
-            x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace, **ragged
+            x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, want_trace, **ragged, **project
         )
         return LayerResult(output, h, c, trace_of(s, output, c) if want_trace else None)
 

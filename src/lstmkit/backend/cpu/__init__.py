@@ -24,6 +24,7 @@ from lstmkit.functional import (
     GateWeights,
     StepCache,
     StepGrads,
+    input_projection,
     torch_layer_norm,
     torch_layer_norm_backward,
     torch_matmul,
@@ -85,13 +86,21 @@ def _padding_keep(keep: Tensor | None, batch_sizes: Tensor | None, size: int, li
     return torch.where(pad[..., None], 1.0, keep)
 
 
-def kernel_forward(x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool, batch_sizes=None):
+def kernel_forward(
+    x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool, batch_sizes=None, project=False
+):
+    """See bptt.TimeLoops: with ``project``, x_gates is x (T, B, I) and each step projects its own x_t."""
     if not _compiled(x_gates):
+        if project:
+            x_gates, _, _ = input_projection(x_gates, w)
         keep_c = _padding_keep(keep_c, batch_sizes, c0.shape[-1], x_gates)
         keep_h = _padding_keep(keep_h, batch_sizes, h0.shape[-1], x_gates)
         return PYTHON_LOOPS.forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record)
+    w_ih = bias = None
+    if project:
+        w_ih, bias = w.weight_ih, None if w.bias_ih is None else w.bias_ih + w.bias_hh
     args = [x_gates, h0, c0, *_weights(w), w.ln_bias_c, mask, keep_c, keep_h, batch_sizes]
-    output, h, c, *cache = kernel().forward(*map(_contiguous, args), record)
+    output, h, c, *cache = kernel().forward(*map(_contiguous, args), record, *map(_contiguous, [w_ih, bias]))
     return output, h, c, StepCache(*cache) if record else None
 
 
@@ -139,7 +148,7 @@ KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backwar
 register(
     Backend(
         "cpu",
-        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True)),
+        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=True)),
         priority=20,
         summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,

@@ -4,8 +4,10 @@
 // the recurrent matrix product, split by columns over the threads (oneDNN's GEMM micro-kernel through
 // ATen), then one fused pass per batch row (the row functions below, vectorised by the compiler, exp/tanh
 // from the vector math library), split by rows. All T steps run in one parallel region with a barrier
-// between the phases. The input projection and the weight gradients stay outside the loop, one large
-// product each (lstmkit.functional.input_projection and weight_gradients, through `matmul` below).
+// between the phases. The weight gradients stay outside the loop, one large product each
+// (lstmkit.functional.weight_gradients, through `matmul` below); so does the input projection with layer
+// norm (input_projection), while without it each step multiplies x_t by W_ih next to h by W_hh: the
+// (T, B, G*H) projection never goes through memory.
 //
 // Shape contract. T steps, B batch, H hidden, P = proj_size or H, G = 4 gates (i, f, g, o) or 3 with
 // coupled gates (f, g, o). Optional tensors (?) are None when the variant is off.
@@ -18,7 +20,9 @@
 //   keep_c (T, B, H)?, keep_h (T, B, P)?              zoneout keep factors
 //   batch_sizes (T,) int64?                           ragged batch: rows sorted by length, longest first;
 //                                                     step t runs the first batch_sizes[t] rows only
-// forward(..., batch_sizes?, record) -> [output (T, B, P), h_T (B, P), c_T (B, H), and when `record`
+// forward(x_gates, ..., batch_sizes?, record, w_ih?, bias?)
+//               with w_ih (G*H, I) and bias (G*H)?: x_gates is x (T, B, I), projected step by step (no LN_x)
+//               -> [output (T, B, P), h_T (B, P), c_T (B, H), and when `record`
 //                  the StepCache stacked: h_in (T,B,P), c_prev, i, f, g, o, c_new, tanh_c, m (T,B,H),
 //                  hh_normed (T,B,G*H)?, hh_rstd (T,B,1)?, c_normed (T,B,H)?, c_rstd (T,B,1)?]
 //                  (ragged: outputs past a row's length are 0, h_T is the output at its last step)
@@ -490,9 +494,12 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
                                  const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
                                  const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
                                  const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record) {
+                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record,
+                                 const OptTensor& w_ih, const OptTensor& bias) {
+  // With w_ih, x_gates is the input x (T, B, I) and each step projects its own x_t: a = x_t W_ih^T + bias +
+  // W_hh h_in, one product per step with both weights (no (T, B, G*H) projection through memory).
   const int64_t steps = x_gates.size(0), B = x_gates.size(1), H = c0.size(1), P = h0.size(1);
-  const int64_t GH = x_gates.size(2), BH = B * H, BP = B * P;
+  const int64_t GH = w_hh.size(0), BH = B * H, BP = B * P, I = x_gates.size(2);
   const bool coupled = GH == 3 * H, ragged = batch_sizes.has_value();
   const Active active{ragged ? batch_sizes->data_ptr<int64_t>() : nullptr, B};
   // Caches for every step when recording (training, traces), else one step's scratch reused (stride 0).
@@ -509,13 +516,15 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
   Tensor hh_normed, hh_rstd, c_normed, c_rstd;
   if (ln_hh) hh_normed = make({cached, B, GH}), hh_rstd = make({cached, B, 1});
   if (ln_c_w) c_normed = make({cached, B, H}), c_rstd = make({cached, B, 1});
-  Tensor hh = at::empty({B, GH}, x_gates.options()), c_cur = c0.clone();
   const auto options = x_gates.options();
+  Tensor hh = at::empty({B, GH}, options), c_cur = c0.clone();
   const Panels<T> recurrent(w_hh.data_ptr<T>(), P, GH, 1, P, options);  // W_hh^T (P, G*H)
-  std::optional<Panels<T>> projection;                                  // W_hr^T (H, P)
+  std::optional<Panels<T>> projection, input;                           // W_hr^T (H, P), W_ih^T (I, G*H)
   if (w_hr) projection.emplace(w_hr->data_ptr<T>(), H, P, 1, H, options);
+  if (w_ih) input.emplace(w_ih->data_ptr<T>(), I, GH, 1, I, options);
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
+  const T* bias_p = data_or_zeros<T>(bias, zeros);  // the x part of every row, projecting per step
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
   const T* w_co_p = data_or_zeros<T>(w_co, zeros);
   const T *ln_hh_p = data_or_null<T>(ln_hh), *ln_cw_p = data_or_null<T>(ln_c_w), *ln_cb_p = data_or_null<T>(ln_c_b);
@@ -533,7 +542,7 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
     for (int64_t b = b0; b < b1; ++b)
       for (int64_t j = c0; j < c1; ++j) hin[b * P + j] = h[b * P + j] * (mask_p ? mask_p[b * P + j] : T(1));
   };
-  const int threads = loop_threads(2.0 * B * GH * P);
+  const int threads = loop_threads(2.0 * B * GH * (P + (input ? I : 0)));
 
   in_parallel(threads, [&](int id, int count) {
     const Span first_rows = share(B, id, count);
@@ -546,17 +555,19 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
       T* hin_next = h_in_p + (t + 1 < steps ? (t + 1) * stride : 0) * BP;
       T *cp = c_prev_p + c * BH, *pi = gi_p + c * BH, *pf = gf_p + c * BH, *pg = gg_p + c * BH;
       T *po = go_p + c * BH, *pcn = cn_p + c * BH, *ptc = tc_p + c * BH, *pm = m_p + c * BH, *out = out_p + t * BP;
-      const T* xg = xg_p + t * B * GH;
+      const T* xg = xg_p + t * B * (input ? I : GH);
       const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
       const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
-      recurrent.multiply(n, hin, P, hh_p, GH, share(recurrent.count(), id, count));  // W_hh h_in
+      const Span panels = share(recurrent.count(), id, count);
+      if (input) input->multiply(n, xg, I, hh_p, GH, panels);  // x_t W_ih^T
+      recurrent.multiply(n, hin, P, hh_p, GH, panels, input.has_value());  // (+) W_hh h_in
       barrier();
 
       const Span rows = share(n, id, count);
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
-        const T* x = xg + b * GH;
+        const T* x = input ? bias_p : xg + b * GH;
         const int64_t r = b * H;
         std::memcpy(cp + r, cc + r, H * sizeof(T));
         if (ln_hh_p) {
@@ -728,13 +739,16 @@ std::vector<Tensor> lstm_forward(const Tensor& x_gates, const Tensor& h0, const 
                                  const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
                                  const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
                                  const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record) {
+                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record,
+                                 const OptTensor& w_ih, const OptTensor& bias) {
   TORCH_CHECK(x_gates.dim() == 3 && x_gates.size(0) > 0, "x_gates must be (T, B, G*H) with T > 0");
+  TORCH_CHECK(!w_ih || (w_ih->size(0) == w_hh.size(0) && w_ih->size(1) == x_gates.size(2) && !ln_hh),
+              "w_ih must be (G*H, I) for x (T, B, I), without layer norm");
   check_batch_sizes(batch_sizes, x_gates.size(0), x_gates.size(1));
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x_gates.scalar_type(), "lstmkit_forward", [&] {
     result = forward_impl<scalar_t>(x_gates, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, mask,
-                                    keep_c, keep_h, batch_sizes, record);
+                                    keep_c, keep_h, batch_sizes, record, w_ih, bias);
   });
   return result;
 }
