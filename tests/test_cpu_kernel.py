@@ -103,7 +103,7 @@ def test_tiled_matmul_equals_torch_mm(two_threads, transposed):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("columns", [(48, 200), (200, 48), (130, 130)])
 def test_transposed_product_of_the_weight_gradients_equals_torch(two_threads, dtype, columns):
-    """a^T b over many rows, whichever operand has fewer columns (that one is transposed), b of any strides."""
+    """a^T b over many rows, whichever operand has fewer columns (it is transposed), b of any strides."""
     torch.manual_seed(0)
     a, b = torch.randn(777, columns[0], dtype=dtype), torch.randn(777, columns[1], dtype=dtype)
     expected = a.double().t() @ b.double()

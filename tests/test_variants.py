@@ -9,6 +9,7 @@ import torch
 from conftest import FLOAT32_ATOL
 
 import lstmkit
+from lstmkit import sampling
 
 T, B, I, H = 4, 2, 3, 3
 
@@ -125,7 +126,7 @@ def test_recurrent_dropout_one_mask_per_sequence_in_training_only(backend):
     lstm = lstmkit.LSTM(I, H, backend=backend, recurrent_dropout=0.5)
     x = torch.randn(T, B, I)
     torch.manual_seed(11)  # the module draws its (B, H) mask first thing, from the global generator
-    mask = torch.bernoulli(torch.full((B, H), 0.5)) / 0.5
+    mask = sampling.dropout_mask((B, H), 0.5, x)
     check(lstm.train(), oracle(lstm, x, recurrent_mask=mask), x, seed=11)
     check(lstm.eval(), oracle(lstm, x), x)
 
@@ -135,8 +136,8 @@ def test_zoneout_bernoulli_in_training_expectation_at_evaluation(backend):
     lstm = lstmkit.LSTM(I, H, backend=backend, zoneout=(0.3, 0.6))
     x = torch.randn(T, B, I)
     torch.manual_seed(12)  # the module draws k^c (T, B, H), then k^h (T, B, H)
-    keep_c = torch.bernoulli(torch.full((T, B, H), 0.3))
-    keep_h = torch.bernoulli(torch.full((T, B, H), 0.6))
+    keep_c = sampling.bernoulli_mask((T, B, H), 0.3, x)
+    keep_h = sampling.bernoulli_mask((T, B, H), 0.6, x)
     check(lstm.train(), oracle(lstm, x, keep_c=keep_c, keep_h=keep_h), x, seed=12)
     full = lambda p: torch.full((T, B, H), p)  # noqa: E731
     check(lstm.eval(), oracle(lstm, x, keep_c=full(0.3), keep_h=full(0.6)), x)

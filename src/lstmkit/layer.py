@@ -5,10 +5,10 @@ from __future__ import annotations
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from lstmkit import sampling
 from lstmkit.backend import cpu as cpu_backend
 from lstmkit.backend import resolve
 from lstmkit.backend.bptt import ragged_arguments
@@ -262,7 +262,7 @@ class LSTM(nn.Module):
         layer_input = x
         for layer in range(self.num_layers):
             if layer and self.dropout and self.training:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+                layer_input = sampling.dropout(layer_input, self.dropout)
             outputs = []
             for direction in range(self.num_directions):
                 k = layer * self.num_directions + direction
@@ -303,7 +303,7 @@ class LSTM(nn.Module):
         def keep(p: float, size: int) -> Tensor | None:
             k = None
             if p and self.training:
-                k = torch.bernoulli(like.new_full((steps, batch, size), p))
+                k = sampling.bernoulli_mask((steps, batch, size), p, like)
             elif p:
                 k = like.new_full((1, 1, 1), p).expand(steps, batch, size)
             if valid is not None:
@@ -319,7 +319,7 @@ class LSTM(nn.Module):
         p = self.variant.recurrent_dropout
         if not (p and self.training):
             return None
-        return torch.bernoulli(like.new_full((batch, self.output_size), 1 - p)) / (1 - p)
+        return sampling.dropout_mask((batch, self.output_size), p, like)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

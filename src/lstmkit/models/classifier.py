@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmkit import LSTM
+from lstmkit.sampling import Dropout
 from lstmkit.trace import GateTrace
 from lstmkit.train import distributed
 
@@ -69,7 +70,7 @@ class SequenceClassifier(nn.Module):
             self.embed = nn.Embedding(vocab_size, embed_size, padding_idx=0)
             with torch.no_grad():
                 self.embed.weight[1:].uniform_(-self.EMBED_INIT, self.EMBED_INIT)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = LSTM(
             embed_size if vocab_size else input_size,
             hidden_size,
