@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 
 from lstmkit import __version__
@@ -55,9 +56,24 @@ def build_kernel(args: argparse.Namespace) -> None:
     print(f"Built: {module.__file__}\nBackends available, best first: {', '.join(available())}")
 
 
+def keep_freed_memory() -> None:
+    """Have glibc's allocator keep freed blocks (up to 1 GB) for reuse rather than hand them back to the
+    system: a training step frees and allocates the same megabytes every step, and pages fresh from the
+    system cost a fault per 4 KB (11% of a sentiment training step). The command's own process only: a
+    program that imports lstmkit keeps its allocator as it is. Nothing happens off glibc."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's <malloc.h>
+    mallopt(m_mmap_threshold, 32 << 20)  # blocks below 32 MB from the heap, not mapped one by one
+    mallopt(m_trim_threshold, 1 << 30)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status: 0 done, 1 diverged, 2 bad input, 130 interrupted."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     distributed.init()  # under torchrun: join the other processes; otherwise nothing
     try:
         with distributed.quiet_unless_main():
