@@ -15,6 +15,7 @@ from lstmkit.cli import main
 from lstmkit.data.timeseries import STEPLESS, Clock, Series
 from lstmkit.models.forecaster import (
     Encoding,
+    Forecaster,
     gather_changes,
     gather_windows,
     naive_forecast,
@@ -47,6 +48,16 @@ def test_windows_and_targets_against_a_hand_built_example():
     assert gather_changes(levels, origins, horizon=2).tolist() == [[5, -3], [-8, -6]]  # 9-4, 1-4; 1-9, 3-9
     steps = torch.tensor([[1, 2], [3, 4]])  # any shape of origins: (2, 2) -> (2, 2, 1)
     assert gather_changes(levels, steps, horizon=1).tolist() == [[[-3], [5]], [[-8], [2]]]
+
+
+def test_predict_is_the_last_step_of_the_full_forward_in_batches():
+    torch.manual_seed(0)
+    model = Forecaster(input_size=3, horizon=4, hidden_size=6)
+    torch.nn.init.normal_(model.head.weight)  # (it starts at zero: every forecast would be 0)
+    inputs, origins = torch.randn(40, 3), torch.tensor([9, 30, 12, 39, 20])
+    with torch.no_grad():
+        expected = model(gather_windows(inputs, origins, window=8))[:, -1]  # (5, 4)
+    torch.testing.assert_close(model.predict(inputs, origins, window=8, batch_size=2), expected)
 
 
 def test_scales_are_fitted_on_the_training_part_only():

@@ -171,7 +171,10 @@ class Forecaster(nn.Module):
     def predict(self, inputs: Tensor, origins: Tensor, window: int, batch_size: int = 1024) -> Tensor:
         """The forecasts (last-step outputs) for many origins, in batches, in eval mode: (O, H)."""
         self.eval()
-        parts = [self(gather_windows(inputs, part, window))[:, -1] for part in origins.split(batch_size)]
+        parts = []
+        for part in origins.split(batch_size):
+            hidden, _ = self.lstm(gather_windows(inputs, part, window))  # (B, W, hidden)
+            parts.append(self.head(hidden[:, -1]))  # the last step's forecast only
         return torch.cat(parts)
 
 
