@@ -383,18 +383,22 @@ void layer_norm_rows(const T* x, const T* gain, const T* bias, int64_t N, int64_
 template <typename T>
 void layer_norm_rows_backward(const T* d, const T* x, const T* stats, const T* gain, int64_t N, int64_t n, T* dx,
                               T* gain_partial) {
+  // one row: normed = (x - mean) rstd, the gain's share d ⊙ normed, and dL/d(normed) = d ⊙ gain
+  auto row = [n](const T* __restrict d, const T* __restrict x, T mean, T rstd, const T* __restrict gain,
+                 T* __restrict normed, T* __restrict acc, T* __restrict out) {
+    for (int64_t j = 0; j < n; ++j) {
+      normed[j] = (x[j] - mean) * rstd;
+      acc[j] += d[j] * normed[j];
+      out[j] = d[j] * gain[j];
+    }
+  };
   at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
     T* acc = gain_partial + at::get_thread_num() * n;
     std::vector<T> normed(n);
     for (int64_t r = first; r < last; ++r) {
-      const T *dr = d + r * n, *xr = x + r * n, mean = stats[2 * r], rstd = stats[2 * r + 1];
-      T* out = dx + r * n;
-      for (int64_t j = 0; j < n; ++j) {
-        normed[j] = (xr[j] - mean) * rstd;
-        acc[j] += dr[j] * normed[j];
-        out[j] = dr[j] * gain[j];
-      }
-      layer_norm_backward_row(out, normed.data(), rstd, n);
+      const T rstd = stats[2 * r + 1];
+      row(d + r * n, x + r * n, stats[2 * r], rstd, gain, normed.data(), acc, dx + r * n);
+      layer_norm_backward_row(dx + r * n, normed.data(), rstd, n);
     }
   });
 }
