@@ -118,8 +118,9 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
 
 def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """a (M, K) @ b (K, N) (+ bias (N,) on every row) through the kernel's tiled GEMM for float32 on the
-    CPU, else torch. b may be any view (it is packed anyway); a transposed a, as in the weight gradients'
-    sums over T*B rows (a^T b), is packed tile by tile, never copied whole."""
+    CPU, else torch. b may be any view (it is packed anyway). A transposed a, as in the weight gradients'
+    sums over T*B rows (a^T b), goes to the kernel's matmul_tn, which transposes the narrower operand
+    into a reused buffer."""
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
         return torch_matmul(a, b, bias)
     if bias is None and not a.is_contiguous() and a.t().is_contiguous():
@@ -131,16 +132,14 @@ def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Ten
     """functional.torch_layer_norm in the kernel (its buffers reused between calls)."""
     if not _compiled(x):
         return torch_layer_norm(x, gain, bias)
-    y, stats = kernel().layer_norm(x.contiguous(), gain.contiguous(), _contiguous(bias))
-    return y, stats
+    return tuple(kernel().layer_norm(x.contiguous(), gain.contiguous(), _contiguous(bias)))
 
 
 def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm_backward in the kernel."""
     if not _compiled(dy):
         return torch_layer_norm_backward(dy, x, stats, gain)
-    dx, dgain = kernel().layer_norm_backward(*(t.contiguous() for t in (dy, x, stats, gain)))
-    return dx, dgain
+    return tuple(kernel().layer_norm_backward(*(t.contiguous() for t in (dy, x, stats, gain))))
 
 
 KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backward)
