@@ -54,6 +54,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using at::Tensor;
@@ -333,14 +334,20 @@ void transpose(const T* src, int64_t R, int64_t C, T* dst) {
 
 // ---- layer norm over one row ---------------------------------------------------------------------------
 
-// normed = (x - mean) / sqrt(var + eps); returns 1 / sqrt(var + eps).
+// A row's mean and 1 / sqrt(var + eps).
 template <typename T>
-T layer_norm_row(const T* __restrict x, T* __restrict normed, int64_t n) {
+std::pair<T, T> row_moments(const T* __restrict x, int64_t n) {
   T mean = 0, var = 0;
   for (int64_t j = 0; j < n; ++j) mean += x[j];
   mean /= T(n);
   for (int64_t j = 0; j < n; ++j) var += (x[j] - mean) * (x[j] - mean);
-  const T rstd = T(1) / std::sqrt(var / T(n) + T(kLayerNormEps));
+  return {mean, T(1) / std::sqrt(var / T(n) + T(kLayerNormEps))};
+}
+
+// normed = (x - mean) / sqrt(var + eps); returns 1 / sqrt(var + eps).
+template <typename T>
+T layer_norm_row(const T* __restrict x, T* __restrict normed, int64_t n) {
+  const auto [mean, rstd] = row_moments(x, n);
   for (int64_t j = 0; j < n; ++j) normed[j] = (x[j] - mean) * rstd;
   return rstd;
 }
@@ -366,11 +373,7 @@ void layer_norm_rows(const T* x, const T* gain, const T* bias, int64_t N, int64_
     for (int64_t r = first; r < last; ++r) {
       const T* xr = x + r * n;
       T* yr = y + r * n;
-      T mean = 0, var = 0;
-      for (int64_t j = 0; j < n; ++j) mean += xr[j];
-      mean /= T(n);
-      for (int64_t j = 0; j < n; ++j) var += (xr[j] - mean) * (xr[j] - mean);
-      const T rstd = T(1) / std::sqrt(var / T(n) + T(kLayerNormEps));
+      const auto [mean, rstd] = row_moments(xr, n);
       for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mean) * rstd * gain[j] + (bias ? bias[j] : T(0));
       stats[2 * r] = mean;
       stats[2 * r + 1] = rstd;
