@@ -74,14 +74,20 @@ def parameter_shapes(
 def make_parameters(
     module: nn.Module, suffix: str, shapes: dict[str, tuple[int, ...]], factory_kwargs: dict
 ) -> None:
-    """Register uninitialised parameters named ``{name}{suffix}`` on the module."""
+    """Register uninitialised parameters named ``{name}{suffix}`` on the module (and their names in
+    ``module.gate_names``)."""
+    if "gate_names" not in vars(module):
+        module.gate_names = set()
     for name, shape in shapes.items():
         module.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory_kwargs)))
+        module.gate_names.add(name + suffix)
 
 
 def gate_weights(module: nn.Module, suffix: str) -> GateWeights:
-    """Gather a layer and direction's parameters (None where absent)."""
-    return GateWeights(*(getattr(module, name + suffix, None) for name in GateWeights._fields))
+    """Gather a layer and direction's parameters (None where absent). The variant's absent weights are not
+    looked up: nn.Module's lookup of a missing name raises and catches an error, slow next to a small step."""
+    names = (name + suffix for name in GateWeights._fields)
+    return GateWeights(*(getattr(module, name) if name in module.gate_names else None for name in names))
 
 
 @torch.no_grad()

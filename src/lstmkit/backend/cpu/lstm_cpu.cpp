@@ -261,9 +261,13 @@ class Panels {
         T* to = out + p * K * kWidth;
         if (col_stride == 1) {
           for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
-        } else if (row_stride == 1) {
-          for (int64_t j = 0; j < width(p); ++j)
-            for (int64_t k = 0; k < K; ++k) to[k * kWidth + j] = from[k + j * col_stride];
+        } else if (row_stride == 1) {  // a transpose, in blocks of kBlock rows that stay in L1
+          constexpr int64_t kBlock = 64;
+          for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+            const int64_t k1 = std::min(K, k0 + kBlock);
+            for (int64_t j = 0; j < width(p); ++j)
+              for (int64_t k = k0; k < k1; ++k) to[k * kWidth + j] = from[k + j * col_stride];
+          }
         } else {
           for (int64_t k = 0; k < K; ++k)
             for (int64_t j = 0; j < width(p); ++j) to[k * kWidth + j] = from[k * row_stride + j * col_stride];
