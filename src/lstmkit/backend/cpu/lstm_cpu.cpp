@@ -50,6 +50,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -64,9 +65,61 @@ namespace {
 
 constexpr double kLayerNormEps = 1e-5;
 
+// exp and tanh for the gates. double (the gradient checks): the C library's. float: inline polynomials that
+// the compiler vectorises with the loop around them, about twice as fast as the vector math library's calls,
+// within 3e-7 relative error of exact (tests/test_cpu_kernel.py checks them against float64).
+template <typename T>
+inline T fast_exp(T x) {
+  return std::exp(x);
+}
+
+// e^x = 2^n e^r, x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, Cody-Waite), e^r by Cephes' expf
+// polynomial, 2^n written into the exponent bits. x is clamped to [-87, 88] (e^x stays a normal float).
+template <>
+inline float fast_exp(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+template <typename T>
+inline T fast_tanh(T x) {
+  return std::tanh(x);
+}
+
+// tanh x = x P(x^2) / Q(x^2), a rational minimax fit on [-9, 9] (Eigen's float tanh); |x| > 9 gives ±1.
+template <>
+inline float fast_tanh(float x) {
+  x = std::min(std::max(x, -9.0f), 9.0f);
+  const float x2 = x * x;
+  float p = -2.76076847742355e-16f;
+  p = p * x2 + 2.00018790482477e-13f;
+  p = p * x2 - 8.60467152213735e-11f;
+  p = p * x2 + 5.12229709037114e-08f;
+  p = p * x2 + 1.48572235717979e-05f;
+  p = p * x2 + 6.37261928875436e-04f;
+  p = p * x2 + 4.89352455891786e-03f;
+  float q = 1.19825839466702e-06f;
+  q = q * x2 + 1.18534705686654e-04f;
+  q = q * x2 + 2.26843463243900e-03f;
+  q = q * x2 + 4.89352518554385e-03f;
+  return x * p / q;
+}
+
 template <typename T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + fast_exp(-x));
 }
 
 template <typename T>
@@ -424,7 +477,7 @@ void gates_row(const T* __restrict a, const T* __restrict c_prev, const T* __res
   for (int64_t j = 0; j < H; ++j) {
     const T f = sigmoid(a_f[j] + w_cf[j] * c_prev[j]);
     const T i = Coupled ? T(1) - f : sigmoid(a_i[j] + w_ci[j] * c_prev[j]);
-    const T g = std::tanh(a_g[j]);
+    const T g = fast_tanh(a_g[j]);
     f_out[j] = f;
     i_out[j] = i;
     g_out[j] = g;
@@ -440,7 +493,7 @@ void output_row(const T* __restrict a_o, const T* __restrict c_new, const T* __r
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
     const T o = sigmoid(a_o[j] + w_co[j] * c_new[j]);
-    const T tc = std::tanh(c_hat[j]);
+    const T tc = fast_tanh(c_hat[j]);
     o_out[j] = o;
     tanh_out[j] = tc;
     m_out[j] = o * tc;
