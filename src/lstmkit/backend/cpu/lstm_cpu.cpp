@@ -409,11 +409,28 @@ T layer_norm_row(const T* __restrict x, T* __restrict normed, int64_t n) {
   return rstd;
 }
 
-// In place: d <- rstd * (d - mean(d) - normed * mean(d * normed)), dL/dx from dL/d(normed).
+// In place, a <- add + LN(a) ⊙ gain, normed = LN(a) = (a - mean) rstd; returns rstd (the recurrent product's
+// layer norm in the forward loop).
 template <typename T>
-void layer_norm_backward_row(T* __restrict d, const T* __restrict normed, T rstd, int64_t n) {
-  T mean_d = 0, mean_dn = 0;
+T layer_norm_add_row(T* __restrict a, const T* __restrict add, const T* __restrict gain, T* __restrict normed,
+                     int64_t n) {
+  const auto [mean, rstd] = row_moments(a, n);
   for (int64_t j = 0; j < n; ++j) {
+    normed[j] = (a[j] - mean) * rstd;
+    a[j] = add[j] + normed[j] * gain[j];
+  }
+  return rstd;
+}
+
+// Its backward from da = dL/da: d = dL/d(the row before the norm) = rstd (g - mean(g) - normed mean(g ⊙ normed))
+// with g = dL/d(normed) = da ⊙ gain, and gain_sum += da ⊙ normed.
+template <typename T>
+void layer_norm_add_row_backward(const T* __restrict da, const T* __restrict normed, const T* __restrict gain, T rstd,
+                                 int64_t n, T* __restrict d, T* __restrict gain_sum) {
+  T mean_d = 0, mean_dn = 0;  // of dL/d(normed) = da ⊙ gain, and of it ⊙ normed
+  for (int64_t j = 0; j < n; ++j) {
+    gain_sum[j] += da[j] * normed[j];
+    d[j] = da[j] * gain[j];
     mean_d += d[j];
     mean_dn += d[j] * normed[j];
   }
@@ -439,26 +456,29 @@ void layer_norm_rows(const T* x, const T* gain, const T* bias, int64_t N, int64_
 }
 
 // Its backward from dL/dy (N, n): dx (N, n), and each thread's share of dL/dgain = Σ_rows dL/dy ⊙ normed
-// added into its row of gain_partial (threads, n).
+// added into its row of gain_partial (threads, n). Two passes per row, normed = (x - mean) rstd recomputed.
 template <typename T>
 void layer_norm_rows_backward(const T* d, const T* x, const T* stats, const T* gain, int64_t N, int64_t n, T* dx,
                               T* gain_partial) {
-  // one row: normed = (x - mean) rstd, the gain's share d ⊙ normed, and dL/d(normed) = d ⊙ gain
+  // one row: the gain's share d ⊙ normed, and dx from dL/d(normed) = d ⊙ gain (as layer_norm_add_row_backward)
   auto row = [n](const T* __restrict d, const T* __restrict x, T mean, T rstd, const T* __restrict gain,
-                 T* __restrict normed, T* __restrict acc, T* __restrict out) {
+                 T* __restrict acc, T* __restrict out) {
+    T mean_d = 0, mean_dn = 0;
     for (int64_t j = 0; j < n; ++j) {
-      normed[j] = (x[j] - mean) * rstd;
-      acc[j] += d[j] * normed[j];
+      const T normed = (x[j] - mean) * rstd;
+      acc[j] += d[j] * normed;
       out[j] = d[j] * gain[j];
+      mean_d += out[j];
+      mean_dn += out[j] * normed;
     }
+    mean_d /= T(n);
+    mean_dn /= T(n);
+    for (int64_t j = 0; j < n; ++j) out[j] = rstd * (out[j] - mean_d - (x[j] - mean) * rstd * mean_dn);
   };
   at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
     T* acc = gain_partial + at::get_thread_num() * n;
-    std::vector<T> normed(n);
     for (int64_t r = first; r < last; ++r) {
-      const T rstd = stats[2 * r + 1];
-      row(d + r * n, x + r * n, stats[2 * r], rstd, gain, normed.data(), acc, dx + r * n);
-      layer_norm_backward_row(dx + r * n, normed.data(), rstd, n);
+      row(d + r * n, x + r * n, stats[2 * r], stats[2 * r + 1], gain, acc, dx + r * n);
     }
   });
 }
@@ -635,9 +655,7 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
         const int64_t r = b * H;
         std::memcpy(cp + r, cc + r, H * sizeof(T));
         if (ln_hh_p) {
-          T* normed = hn_p + (c * B + b) * GH;
-          hr_p[c * B + b] = layer_norm_row(a, normed, GH);
-          for (int64_t j = 0; j < GH; ++j) a[j] = x[j] + normed[j] * ln_hh_p[j];
+          hr_p[c * B + b] = layer_norm_add_row(a, x, ln_hh_p, hn_p + (c * B + b) * GH, GH);
         } else {
           for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
         }
@@ -738,7 +756,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
   T* lnp_p = ln_hh ? ln_partial.data_ptr<T>() : nullptr;
 
   in_parallel(threads, [&](int id, int count) {
-    std::vector<T> dcn(H);  // one row's dL/dc̃ through the hidden path
+    std::vector<T> dcn_row(H);  // one row's dL/dc̃ through the cell's layer norm
     T* ln_sum = lnp_p ? lnp_p + id * (GH + 2 * H) : nullptr;
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t n = active.at(t), s = t * BH;
@@ -764,24 +782,18 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
         const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
         T* dch = dch_p + s + r;
         for (int64_t j = 0; j < H; ++j) dch[j] = dmr[j] * o[j] * (T(1) - tc[j] * tc[j]);  // dL/dĉ
-        for (int64_t j = 0; j < H; ++j) dcn[j] = ln_cw_p ? dch[j] * ln_cw_p[j] : dch[j];
-        if (ln_cw_p) layer_norm_backward_row(dcn.data(), cnm_p + s + r, cr_p[t * B + b], H);
+        const T* dcn = dch;  // dL/dc̃ through the hidden path: dL/dĉ, or back through the cell's layer norm
+        if (ln_cw_p) {       // (layer norm has ln_sum: the cell's gain and shift sums follow the hidden's)
+          layer_norm_add_row_backward(dch, cnm_p + s + r, ln_cw_p, cr_p[t * B + b], H, dcn_row.data(), ln_sum + GH);
+          for (int64_t j = 0; j < H; ++j) ln_sum[GH + H + j] += dch[j];
+          dcn = dcn_row.data();
+        }
         T* a = dat + b * GH;
         (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
-            dmr, dcn.data(), gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
+            dmr, dcn, gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
             kc + r, H, a, dc_p + r);
         if (ln_hh_p) {
-          T* d = dhht + b * GH;
-          const T *hn = hn_p + (t * B + b) * GH, *cn = cnm_p + s + r;
-          for (int64_t j = 0; j < GH; ++j) {
-            ln_sum[j] += a[j] * hn[j];
-            d[j] = a[j] * ln_hh_p[j];
-          }
-          layer_norm_backward_row(d, hn, hr_p[t * B + b], GH);
-          for (int64_t j = 0; j < H; ++j) {
-            ln_sum[GH + j] += dch[j] * cn[j];
-            ln_sum[GH + H + j] += dch[j];
-          }
+          layer_norm_add_row_backward(a, hn_p + (t * B + b) * GH, ln_hh_p, hr_p[t * B + b], GH, dhht + b * GH, ln_sum);
         }
       }
       barrier();
@@ -823,6 +835,7 @@ std::vector<Tensor> lstm_backward(const Tensor& d_output, const Tensor& dh_T, co
                                   const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& mask,
                                   const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& batch_sizes) {
   check_batch_sizes(batch_sizes, d_output.size(0), d_output.size(1));
+  TORCH_CHECK(ln_hh.has_value() == ln_c_w.has_value(), "layer norm needs ln_hh and ln_c_w together");
   std::vector<Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(d_output.scalar_type(), "lstmkit_backward", [&] {
     result = backward_impl<scalar_t>(d_output, dh_T, dc_T, cache, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w,
