@@ -89,6 +89,9 @@ class ForecastJob:
         self.window, self.batch_size, self.seed = window, batch_size, seed
         self.horizon = model.head.out_features
         self.warm_up = window // 4
+        # every step's targets, computed once: a batch then gathers whole rows (B, W, H)
+        last = len(levels) - self.horizon  # the last step with H steps after it
+        self.changes = gather_changes(levels, torch.arange(max(last, 0)), self.horizon)  # (N - H, H)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
@@ -98,9 +101,8 @@ class ForecastJob:
     def loss(self, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
         """MSE over every step of the windows after the first ``warm_up`` (too little read yet)."""
         outputs = self.model(gather_windows(self.inputs, batch, self.window))  # (B, W, H)
-        steps = batch[:, None] + torch.arange(1 - self.window, 1)  # (B, W): each step's own origin
-        targets = gather_changes(self.levels, steps, self.horizon)  # (B, W, H)
-        return F.mse_loss(outputs[:, self.warm_up :], targets[:, self.warm_up :]), len(batch)
+        scored = batch[:, None] + torch.arange(1 - self.window + self.warm_up, 1)  # (B, W - warm_up)
+        return F.mse_loss(outputs[:, self.warm_up :], self.changes[scored]), len(batch)
 
     def validate(self) -> float:
         origins = distributed.items(self.split.validation)  # under torchrun, this rank's share
