@@ -2,8 +2,8 @@
 //
 // It is the time loop of lstmkit.functional.lstm_step / lstm_step_backward, the same equations. Per step:
 // the recurrent matrix product, split by columns over the threads (oneDNN's GEMM micro-kernel through
-// ATen), then one fused pass per batch row (the row functions below, vectorised by the compiler, exp/tanh
-// from the vector math library), split by rows. All T steps run in one parallel region with a barrier
+// ATen), then one fused pass per batch row (the row functions below, vectorised by the compiler, exp and
+// tanh as inline polynomials for float), split by rows. All T steps run in one parallel region with a barrier
 // between the phases. The weight gradients stay outside the loop, one large product each
 // (lstmkit.functional.weight_gradients, through `matmul` below); so does the input projection with layer
 // norm (input_projection), while without it each step multiplies x_t by W_ih next to h by W_hh: the
