@@ -135,7 +135,7 @@ def test_kernel_layer_norm_equals_torch_forward_and_backward(two_threads, with_b
 
 
 @needs_kernel
-def test_float_gate_functions_are_within_3e_7_of_exact():
+def test_float_gate_functions_are_within_5e_7_of_exact():
     """The kernel's float sigmoid and tanh (inline polynomials, not the C library's) against float64, on
     pre-activations from tiny to saturated: the input weights copy x into every gate, the rest is 0."""
     hidden = 64
@@ -144,8 +144,8 @@ def test_float_gate_functions_are_within_3e_7_of_exact():
         lstm.weight_ih_l0.copy_(torch.eye(hidden).repeat(4, 1))  # a = x for i, f, g and o
         for p in (lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0):
             p.zero_()
-    magnitudes = torch.logspace(-8, 2, 500, dtype=torch.float64)
-    a = torch.cat([magnitudes, -magnitudes, torch.linspace(-12, 12, 1560, dtype=torch.float64)])
+    magnitudes = torch.logspace(-8, 2, 1024, dtype=torch.float64)
+    a = torch.cat([magnitudes, -magnitudes, torch.linspace(-20, 20, 62 * 1024, dtype=torch.float64)])
     x = a.float().reshape(1, -1, hidden)  # (T=1, B, H)
     trace = lstm(x, return_trace=True)[2]
     exact = x.double()
@@ -154,4 +154,4 @@ def test_float_gate_functions_are_within_3e_7_of_exact():
         ("tanh", trace.candidate[0, 0], torch.tanh(exact[0])),
     ]:
         error = ((value.double() - expected).abs() / expected.abs().clamp_min(1e-30)).max().item()
-        assert error < 3e-7, f"{name}: relative error {error:.2e}"
+        assert error < 5e-7, f"{name}: relative error {error:.2e}"
