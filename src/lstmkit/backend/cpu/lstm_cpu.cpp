@@ -457,29 +457,18 @@ void layer_norm_rows(const T* x, const T* gain, const T* bias, int64_t N, int64_
 }
 
 // Its backward from dL/dy (N, n): dx (N, n), and each thread's share of dL/dgain = Σ_rows dL/dy ⊙ normed
-// added into its row of gain_partial (threads, n). Two passes per row, normed = (x - mean) rstd recomputed.
+// added into its row of gain_partial (threads, n). Each row's normed = (x - mean) rstd is recomputed into a
+// per-thread buffer, then layer_norm_add_row_backward does the rest (dL/dy is its da).
 template <typename T>
 void layer_norm_rows_backward(const T* d, const T* x, const T* stats, const T* gain, int64_t N, int64_t n, T* dx,
                               T* gain_partial) {
-  // one row: the gain's share d ⊙ normed, and dx from dL/d(normed) = d ⊙ gain (as layer_norm_add_row_backward)
-  auto row = [n](const T* __restrict d, const T* __restrict x, T mean, T rstd, const T* __restrict gain,
-                 T* __restrict acc, T* __restrict out) {
-    T mean_d = 0, mean_dn = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const T normed = (x[j] - mean) * rstd;
-      acc[j] += d[j] * normed;
-      out[j] = d[j] * gain[j];
-      mean_d += out[j];
-      mean_dn += out[j] * normed;
-    }
-    mean_d /= T(n);
-    mean_dn /= T(n);
-    for (int64_t j = 0; j < n; ++j) out[j] = rstd * (out[j] - mean_d - (x[j] - mean) * rstd * mean_dn);
-  };
   at::parallel_for(0, N, 16, [&](int64_t first, int64_t last) {
     T* acc = gain_partial + at::get_thread_num() * n;
+    std::vector<T> normed(n);
     for (int64_t r = first; r < last; ++r) {
-      row(d + r * n, x + r * n, stats[2 * r], stats[2 * r + 1], gain, acc, dx + r * n);
+      const T *xr = x + r * n, mean = stats[2 * r], rstd = stats[2 * r + 1];
+      for (int64_t j = 0; j < n; ++j) normed[j] = (xr[j] - mean) * rstd;
+      layer_norm_add_row_backward(d + r * n, normed.data(), gain, rstd, n, dx + r * n, acc);
     }
   });
 }
