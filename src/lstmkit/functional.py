@@ -139,6 +139,11 @@ def layer_norm_backward(d_normed: Tensor, normed: Tensor, rstd: Tensor) -> Tenso
     return rstd * (d_normed - mean_d - normed * mean_dn)
 
 
+def gate_bias(w: GateWeights) -> Tensor | None:
+    """b_ih + b_hh (G*H,), the one bias every step adds; None without biases."""
+    return None if w.bias_ih is None else w.bias_ih + w.bias_hh
+
+
 def input_projection(
     x: Tensor, w: GateWeights, ops: BulkOps = TORCH_OPS
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -148,7 +153,7 @@ def input_projection(
     needs: W_ih x (N, G*H) and the rows' (mean, rstd) (N, 2), N the product of x's leading sizes.
     """
     rows = x.reshape(-1, x.shape[-1])  # (N, I)
-    bias = None if w.bias_ih is None else w.bias_ih + w.bias_hh
+    bias = gate_bias(w)
     if w.ln_weight_ih is None:
         return ops.matmul(rows, w.weight_ih.t(), bias).view(*x.shape[:-1], -1), None, None
     x_proj = ops.matmul(rows, w.weight_ih.t())  # (N, G*H)

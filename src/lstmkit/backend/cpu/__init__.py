@@ -24,6 +24,7 @@ from lstmkit.functional import (
     GateWeights,
     StepCache,
     StepGrads,
+    gate_bias,
     input_projection,
     torch_layer_norm,
     torch_layer_norm_backward,
@@ -98,7 +99,7 @@ def kernel_forward(
         return PYTHON_LOOPS.forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record)
     w_ih = bias = None
     if project:
-        w_ih, bias = w.weight_ih, None if w.bias_ih is None else w.bias_ih + w.bias_hh
+        w_ih, bias = w.weight_ih, gate_bias(w)
     args = [x_gates, h0, c0, *_weights(w), w.ln_bias_c, mask, keep_c, keep_h, batch_sizes]
     output, h, c, *cache = kernel().forward(*map(_contiguous, args), record, *map(_contiguous, [w_ih, bias]))
     return output, h, c, StepCache(*cache) if record else None
@@ -160,7 +161,7 @@ def step_tensors(layers: list[GateWeights]) -> list[Tensor | None]:
     """The step kernel's weights, per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes."""
     prepared = []
     for w in layers:
-        bias = None if w.bias_ih is None else w.bias_ih + w.bias_hh
+        bias = gate_bias(w)
         w_hr_t = None if w.weight_hr is None else w.weight_hr.t().contiguous()
         w_cat_t = torch.cat([w.weight_ih, w.weight_hh], dim=1).t().contiguous()  # (I + P, G*H)
         prepared += [w_cat_t, bias, w_hr_t, w.weight_ci, w.weight_cf, w.weight_co]
