@@ -21,7 +21,7 @@ from lstmkit.models.forecaster import (
     naive_forecast,
     seasonal_naive_forecast,
 )
-from lstmkit.tasks.forecast import score
+from lstmkit.tasks.forecast import ForecastJob, Split, score
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -58,6 +58,26 @@ def test_predict_is_the_last_step_of_the_full_forward_in_batches():
     with torch.no_grad():
         expected = model(gather_windows(inputs, origins, window=8))[:, -1]  # (5, 4)
     torch.testing.assert_close(model.predict(inputs, origins, window=8, batch_size=2), expected)
+
+
+def test_training_loss_scores_every_step_after_the_warm_up_against_its_own_targets():
+    """The job's table of every step's targets gives the same loss as gathering them per window."""
+    torch.manual_seed(0)
+    window, horizon = 8, 3
+    model = Forecaster(input_size=2, horizon=horizon, hidden_size=5)
+    torch.nn.init.normal_(model.head.weight)
+    inputs, levels = torch.randn(60, 2), torch.randn(60)
+    split = Split(torch.arange(7, 50), torch.arange(50, 57), torch.arange(57, 57), 60, 7)
+    job = ForecastJob(model, inputs, levels, split, window, batch_size=4, seed=0)
+    batch = torch.tensor([7, 23, 49, 31])
+    loss, items = job.loss(batch)
+    outputs = model(gather_windows(inputs, batch, window))  # (4, 8, 3)
+    steps = batch[:, None] + torch.arange(1 - window, 1)  # (4, 8): each step's own origin
+    targets = gather_changes(levels, steps, horizon)  # (4, 8, 3)
+    warm_up = window // 4
+    expected = ((outputs[:, warm_up:] - targets[:, warm_up:]) ** 2).mean()
+    assert items == 4
+    torch.testing.assert_close(loss, expected)
 
 
 def test_scales_are_fitted_on_the_training_part_only():
