@@ -3,15 +3,17 @@
     python benchmarks/bench_tasks.py                 # every task, 3 rounds of about 40 s of training
     python benchmarks/bench_tasks.py --tasks charlm --seconds 20 --repeats 5
 
-Each task's real `train` command runs while every training-mode call of lstmkit.LSTM is recorded (input
-shape, lengths, and the time it started). The time from one such call to the next is one whole training
-step of the task: data pipeline, embedding and head, loss, backward, optimizer, progress bar, checkpoint
-checks. Then the same LSTM runs bare, forward and backward on random inputs of the recorded shapes. The
-ratio task time / bare time shows what the task adds around the LSTM (the issue's target: at most 1.2).
-The machine's speed drifts between the two halves of a round, so each task runs several rounds and the
-median ratio is reported.
-Steps next to a validation or a checkpoint are left out of both sides. Sentiment and classify train one
-network (`--members 1`): an ensemble trains its members one after another with the same steps.
+Each task's real `train` command runs while every training-mode call of lstmkit.LSTM is recorded. The
+time from one such call to the next is one whole training step of the task: data pipeline, embedding and
+head, loss, backward, optimizer, progress bar, checkpoint checks. Every BURST_EVERY-th call, before the
+task's own LSTM runs, a copy of the LSTM runs bare, forward and backward on random inputs of that call's
+shape, BURST times in a row (the first, which finds the caches cold, is not counted). Bare and task steps
+are thus sampled side by side through the same run: the machine's speed drifts by up to 2x over a
+minute, and timing the two one after the other would measure the drift. The step that follows a burst
+is left out, and so are steps around a validation. The ratio task time / bare time
+shows what the task adds around the LSTM (the issue's target: at most 1.2); each task runs several
+rounds and the median is reported. Sentiment and classify train one network (`--members 1`): an
+ensemble trains its members one after another with the same steps.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 
 import lstmkit
 from lstmkit.cli import main as lstmkit_main
+from lstmkit.train.loop import Trainer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -54,54 +57,80 @@ def task_commands(seconds: float, out: Path) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+BURST_EVERY = 10  # task steps between bursts of bare calls
+BURST = 4  # bare forward+backward calls per burst; the first is a warm-up
+
+
 class StepRecorder:
-    """Wraps lstmkit.LSTM.forward to log training-mode calls; any other call breaks the chain of steps."""
+    """Wraps lstmkit.LSTM.forward: times the task's training steps, and the bare LSTM in bursts between them.
+
+    ``task_times``: seconds from one training call to the next (validation or inference calls in between
+    break the chain); ``step_times``: seconds of each Trainer._train_step away from a burst (the batch's
+    data, the model's forward, loss, backward, clipping and optimizer: all but the loop around it);
+    ``bare_times``: seconds of each counted bare forward+backward.
+    """
 
     def __init__(self) -> None:
-        self.calls: list[tuple | None] = []
         self.original = lstmkit.LSTM.forward
+        self.original_step = Trainer._train_step
+        self.task_times: list[float] = []
+        self.step_times: list[float] = []
+        self.skip = 0  # training steps still to leave out of step_times (the one with a burst, the next)
+        self.bare_times: list[float] = []
+        self.last: tuple | None = None  # (module, time) of the previous training call, when it counts
+        self.calls = 0
+        self.copies: dict[int, lstmkit.LSTM] = {}
 
     def __enter__(self):
         recorder = self
 
         def forward(module, input, hx=None, **kwargs):
             if module.training and torch.is_grad_enabled():
-                lengths = kwargs.get("lengths")
-                lengths = None if lengths is None else torch.as_tensor(lengths).clone()
-                recorder.calls.append(
-                    (module, tuple(input.shape), lengths, input.requires_grad, time.perf_counter())
-                )
+                recorder.training_call(module, input, kwargs.get("lengths"))
             else:
-                recorder.calls.append(None)  # validation or inference: not a training step
+                recorder.last = None  # validation or inference: not a training step
             return recorder.original(module, input, hx, **kwargs)
 
+        def train_step(trainer, batch):
+            start = time.perf_counter()
+            result = recorder.original_step(trainer, batch)
+            if recorder.skip:
+                recorder.skip -= 1
+            else:
+                recorder.step_times.append(time.perf_counter() - start)
+            return result
+
         lstmkit.LSTM.forward = forward
+        Trainer._train_step = train_step
         return self
 
     def __exit__(self, *exc) -> None:
         lstmkit.LSTM.forward = self.original
+        Trainer._train_step = self.original_step
 
-    def steps(self) -> list[tuple]:
-        """(module, shape, lengths, requires_grad, seconds from this call to the next training call)."""
-        out = []
-        for this, after in zip(self.calls, self.calls[1:]):
-            if this is not None and after is not None and after[0] is this[0]:
-                out.append((*this[:4], after[4] - this[4]))
-        return out[2:]  # leave out warm-up
+    def training_call(self, module, input, lengths) -> None:
+        now = time.perf_counter()
+        if self.last is not None and self.last[0] is module:
+            self.task_times.append(now - self.last[1])
+        self.calls += 1
+        if self.calls % BURST_EVERY:
+            self.last = (module, now)
+            return
+        self.bare_burst(module, tuple(input.shape), input.requires_grad, lengths)
+        self.last = None  # the next step follows the burst: not counted
+        self.skip = 2
 
-
-def bare_seconds(steps: list[tuple]) -> float:
-    """Forward and backward of the same LSTM on random inputs of the recorded shapes."""
-    total = 0.0
-    bare = {}
-    for module, shape, lengths, requires_grad, _ in steps:
-        lstm = bare.setdefault(id(module), copy.deepcopy(module))
-        x = torch.randn(shape, requires_grad=requires_grad)
-        start = time.perf_counter()
-        out, _ = lstm(x, lengths=lengths)
-        out.sum().backward()
-        total += time.perf_counter() - start
-    return total
+    def bare_burst(self, module, shape, requires_grad, lengths) -> None:
+        """Forward and backward of a copy of MODULE on random inputs of SHAPE, BURST times."""
+        lstm = self.copies.setdefault(id(module), copy.deepcopy(module))
+        lengths = None if lengths is None else torch.as_tensor(lengths).clone()
+        for repeat in range(BURST):
+            x = torch.randn(shape, requires_grad=requires_grad)
+            start = time.perf_counter()
+            out, _ = self.original(lstm, x, lengths=lengths)  # past the recording wrapper
+            out.sum().backward()
+            if repeat:
+                self.bare_times.append(time.perf_counter() - start)
 
 
 def main() -> None:
@@ -111,11 +140,14 @@ def main() -> None:
     parser.add_argument("--tasks", default="charlm,forecast,sentiment,classify", help="comma-separated tasks")
     parser.add_argument("--seconds", type=float, default=40.0, help="training budget per task and repeat")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="task-then-bare rounds per task (the median ratio is kept)"
+        "--repeats", type=int, default=3, help="rounds per task, each a fresh run (the median is kept)"
     )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backend {lstmkit.backends()[0]}")
-    print(f"{'task':<10} {'steps':>6} {'task ms/step':>13} {'bare LSTM ms/step':>18} {'task / bare':>12}")
+    print(
+        f"{'task':<10} {'steps':>6} {'task ms/step':>13} {'train_step ms':>14} {'bare LSTM ms':>13} "
+        f"{'task / bare':>12} {'train_step / bare':>18}"
+    )
     for task in args.tasks.split(","):
         ratios = []
         for _ in range(args.repeats):
@@ -123,17 +155,16 @@ def main() -> None:
                 status = lstmkit_main(task_commands(args.seconds, Path(tmp))[task])
             if status != 0:
                 raise SystemExit(f"{task}: the train command failed with status {status}")
-            steps = recorder.steps()
-            if not steps:
+            task_times, bare_times = recorder.task_times[2:], recorder.bare_times  # [2:]: warm-up
+            if len(task_times) < 2 * BURST_EVERY:
                 print(f"{task:<10} too few steps in {args.seconds:g} s to time; give more --seconds")
                 break
-            task_time = sum(step[-1] for step in steps)
-            bare_time = bare_seconds(steps)
-            n = len(steps)
-            ratios.append(task_time / bare_time)
+            task_step, bare_step = statistics.mean(task_times), statistics.mean(bare_times)
+            train_step = statistics.mean(recorder.step_times[2:])
+            ratios.append(task_step / bare_step)
             print(
-                f"{task:<10} {n:>6} {1e3 * task_time / n:>13.2f} {1e3 * bare_time / n:>18.2f} "
-                f"{ratios[-1]:>12.2f}",
+                f"{task:<10} {len(task_times):>6} {1e3 * task_step:>13.2f} {1e3 * train_step:>14.2f} "
+                f"{1e3 * bare_step:>13.2f} {ratios[-1]:>12.2f} {train_step / bare_step:>18.2f}",
                 flush=True,
             )
         if ratios:

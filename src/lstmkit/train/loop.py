@@ -28,6 +28,7 @@ from lstmkit.train.checkpoint import (
     optimizer_to_tensors,
     save_tensors,
 )
+from lstmkit.train.flat import FlatParameters
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,8 @@ class Trainer:
 
     def __init__(self, job: Job, config: TrainConfig, out_dir: Path, unit: str = "items") -> None:
         self.job, self.config, self.out_dir, self.unit = job, config, Path(out_dir), unit
-        params = [p for p in job.model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(params, config)
+        self.parameters = FlatParameters([p for p in job.model.parameters() if p.requires_grad])
+        self.optimizer = make_optimizer(self.parameters.tensors, config)
         self.state = LoopState()
         self.best_weights: dict[str, Tensor] | None = None
         self.parallel: nn.Module | None = None  # the model in DDP under torchrun
@@ -201,13 +202,13 @@ class Trainer:
                 f"the training loss became {value} at step {st.step + 1}; {kept} with a lower --lr or a "
                 "smaller --clip"
             )
-        self.optimizer.zero_grad(set_to_none=True)
+        self.parameters.zero_grad()
         if self.parallel is None:
             loss.backward()
         else:  # DDP averages the ranks' gradients: weighted by share, that is the whole batch's gradient
             (loss * (share * distributed.world_size())).backward()
         if self.config.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), self.config.grad_clip, foreach=True)
+            nn.utils.clip_grad_norm_(self.parameters.tensors, self.config.grad_clip, foreach=True)
         self.optimizer.step()
         st.step += 1
         st.history["step"].append(st.step)
