@@ -10,10 +10,12 @@ task's own LSTM runs, a copy of the LSTM runs bare, forward and backward on rand
 shape, BURST times in a row (the first, which finds the caches cold, is not counted). Bare and task steps
 are thus sampled side by side through the same run: the machine's speed drifts by up to 2x over a
 minute, and timing the two one after the other would measure the drift. The step that follows a burst
-is left out, and so are steps around a validation. The ratio task time / bare time
-shows what the task adds around the LSTM (the issue's target: at most 1.2); each task runs several
-rounds and the median is reported. Sentiment and classify train one network (`--members 1`): an
-ensemble trains its members one after another with the same steps.
+is left out, and so are steps around a validation.
+
+The ratio task time / bare time shows what the task adds around the LSTM (our target: at most
+1.2); train_step / bare leaves out the loop around Trainer._train_step (progress bar, schedule, history).
+Each task runs several rounds and the median ratio is reported. Sentiment and classify train one network
+(`--members 1`): an ensemble trains its members one after another with the same steps.
 """
 
 from __future__ import annotations

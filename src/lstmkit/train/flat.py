@@ -1,6 +1,6 @@
 """A model's small parameters trained as one tensor: one optimizer update, one norm, one fill per step.
 
-For a small model (a forecaster of 5,000 parameters in six tensors) torch's per-tensor work in AdamW,
+For a small model (a forecaster of 5,400 parameters in six tensors) torch's per-tensor work in AdamW,
 gradient clipping and zeroing costs about as much as the LSTM's own forward and backward. ``FlatParameters``
 copies every parameter of at most ``SMALL`` elements into one buffer and points the parameter's ``.data``
 at its slice, and its ``.grad`` at its slice of a second buffer: the model keeps its Parameter objects,
