@@ -112,6 +112,8 @@ class Trainer:
     between ranks) when training starts (a resumed run restores the saved random states instead); a task
     seeds before it builds its model, for the same initial weights. Under torchrun every rank runs ``fit``
     on its shard of each batch; rank 0 alone writes checkpoints and shows the progress bar.
+    The model's small parameters move into one flat tensor when the Trainer is built (see
+    ``lstmkit.train.flat``): the same Parameter objects, sharing the flat tensor's storage.
     """
 
     def __init__(self, job: Job, config: TrainConfig, out_dir: Path, unit: str = "items") -> None:
