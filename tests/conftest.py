@@ -55,3 +55,11 @@ def loss_of(output: torch.Tensor, h_n: torch.Tensor, c_n: torch.Tensor) -> torch
     """A loss that sends a different gradient into every output element and into h_n and c_n."""
     weights = torch.linspace(-1.0, 1.0, output.numel(), dtype=output.dtype).reshape(output.shape)
     return (output * weights).sum() + (h_n**2).sum() + (c_n * 0.5).sum()
+
+
+def untrained(estimator, fitted: dict):
+    """ESTIMATOR as ``load`` leaves it, with the FITTED state that fit would have learned (vocabulary,
+    scales, class names) and an untrained network from the current torch seed."""
+    estimator._restore_fitted(fitted)
+    estimator.network = estimator._build_network().eval()
+    return estimator

@@ -1,4 +1,4 @@
-"""CharLM learns a repeating text, samples it back, and carries state across calls exactly."""
+"""CharNetwork learns a repeating text, samples it back, and carries state across calls exactly."""
 
 import math
 
@@ -7,18 +7,18 @@ import torch
 import torch.nn.functional as F
 
 from lstmkit.data.text import BPTTBatcher, CharVocab
-from lstmkit.models.charlm import CharLM
+from lstmkit.models.charlm import CharNetwork
 
 PATTERN = "the cat sat on a mat. "
 
 
 @pytest.fixture(scope="module")
 def trained():
-    """A small CharLM trained for 300 steps on PATTERN repeated; returns (model, vocab, final loss)."""
+    """A small CharNetwork trained for 300 steps on PATTERN repeated; returns (model, vocab, final loss)."""
     torch.manual_seed(0)
     vocab = CharVocab.from_text(PATTERN)
     batches = BPTTBatcher(vocab.encode(PATTERN * 200), batch_size=8, seq_len=16)
-    model = CharLM(len(vocab), embed_size=16, hidden_size=48, num_layers=2)
+    model = CharNetwork(len(vocab), embed_size=16, hidden_size=48, num_layers=2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     step, state = 0, None
     while step < 300:
@@ -52,7 +52,7 @@ def test_sampling_near_zero_temperature_continues_the_pattern(trained):
 
 def test_state_carried_across_two_halves_equals_the_whole_sequence():
     torch.manual_seed(1)
-    model = CharLM(vocab_size=11, embed_size=8, hidden_size=16, num_layers=2)
+    model = CharNetwork(vocab_size=11, embed_size=8, hidden_size=16, num_layers=2)
     tokens = torch.randint(0, 11, (3, 20))  # (B, T)
     whole, (h_whole, c_whole) = model(tokens)  # (B, T, V)
     first, state = model(tokens[:, :9])
@@ -67,7 +67,7 @@ def test_state_carried_across_two_halves_equals_the_whole_sequence():
 
 def test_trace_is_the_last_layer_that_feeds_the_head():
     torch.manual_seed(2)
-    model = CharLM(vocab_size=7, embed_size=8, hidden_size=12, num_layers=2)
+    model = CharNetwork(vocab_size=7, embed_size=8, hidden_size=12, num_layers=2)
     tokens = torch.randint(0, 7, (2, 5))  # (B, T)
     logits, _ = model(tokens)
     traced_logits, _, trace = model(tokens, return_trace=True)

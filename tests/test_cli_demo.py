@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+import lstmkit
 from lstmkit.cli import main
-from lstmkit.tasks import charlm
 from lstmkit.tasks.demo import SENTENCE
 
 
@@ -42,9 +42,9 @@ def test_demo_trains_reports_and_writes_its_files(tmp_path, capsys):
         assert ((values > 0) & (values < 1)).all(), name
     assert (torch.tensor(trace["values"]["candidate"]).abs() < 1).all()
 
-    model, vocab, _ = charlm.load(out)  # the saved model gives the same trace as the demo wrote
+    lm = lstmkit.CharLM.load(out)  # the saved model gives the same trace as the demo wrote
     with torch.no_grad():
-        _, _, again = model(vocab.encode(SENTENCE).view(1, -1), return_trace=True)
+        _, _, again = lm.network(lm.vocab.encode(SENTENCE).view(1, -1), return_trace=True)
     torch.testing.assert_close(
         again.forget_gate[:, 0],
         torch.tensor(trace["values"]["forget_gate"]),

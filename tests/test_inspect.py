@@ -8,16 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import untrained
 
+import lstmkit
 from lstmkit.cli import main
+from lstmkit.data.series_encoding import Encoding
 from lstmkit.data.text import CharVocab
 from lstmkit.data.vocab import WordVocab
-from lstmkit.inspect.record import GATES, QUANTITIES, GateRecord, saturation, shown, varying_units
-from lstmkit.models.classifier import SequenceClassifier
-from lstmkit.models.forecaster import Encoding, Forecaster
-from lstmkit.tasks import charlm
+from lstmkit.plots.record import GATES, QUANTITIES, GateRecord, saturation, shown, varying_units
 from lstmkit.tasks.inspect import inspect_model
-from lstmkit.train.checkpoint import save_model
 
 ATOL = 2e-5  # float32 model against the float64 reference
 
@@ -62,59 +61,56 @@ def assert_matches(record: GateRecord, expected: list[dict]) -> None:
             np.testing.assert_allclose(record.values[name][row], reference[name], atol=ATOL, err_msg=name)
 
 
-def saved(model_dir, model: torch.nn.Module, config: dict):
-    """MODEL_DIR as a 'train' command leaves it: model.safetensors and config.json."""
-    model_dir.mkdir()
-    save_model(model_dir, model, config)
-    return model_dir
+def saved(model_dir, estimator, fitted: dict):
+    """MODEL_DIR as a 'train' command leaves it (model.safetensors, config.json) for an untrained ESTIMATOR
+    with the FITTED state that fit would have learned; returns the directory and the network."""
+    untrained(estimator, fitted)
+    if isinstance(estimator, lstmkit.Forecaster):
+        torch.nn.init.normal_(estimator.network.head.weight)  # a trained head is not zero
+    estimator.save(model_dir)
+    return model_dir, estimator.network
 
 
 def lstm_state(model: torch.nn.Module) -> dict:
     return {k.removeprefix("lstm."): v for k, v in model.state_dict().items() if k.startswith("lstm.")}
 
 
+CLASSIFIER_FACTS = {"train_size": 10, "validation_size": 0, "validation_loss": 0.5}
+
+
 @pytest.fixture
 def charlm_dir(tmp_path):
     torch.manual_seed(0)
     vocab = CharVocab.from_text("Bob is a nice person. Dan, on the other hand")
-    config = charlm.model_config(vocab, 5, 6, 2, 0.0, 16)
-    model = charlm.build_model(config)
-    return saved(tmp_path / "lm", model, {"task": "charlm", **config}), model, vocab
+    lm = lstmkit.CharLM(embed_size=5, hidden_size=6, num_layers=2, dropout=0.0, seq_len=16)
+    return (*saved(tmp_path / "lm", lm, {"chars": vocab.chars[1:]}), vocab)
 
 
 @pytest.fixture
 def sentiment_dir(tmp_path):
     torch.manual_seed(1)
     vocab = WordVocab(["a", "nice", "movie", ",", "not", "evil", "."])
-    model = SequenceClassifier(2, vocab_size=len(vocab), embed_size=5, hidden_size=4, dropout=0.5)
-    config = {
-        "task": "sentiment",
-        "model": model.config,
-        "vocab": vocab.words[2:],
-        "class_names": ["neg", "pos"],
-    }
-    return saved(tmp_path / "mr", model, config), model.eval(), vocab
+    clf = lstmkit.TextClassifier(embed_size=5, hidden_size=4, dropout=0.5, members=1)
+    fitted = {"class_names": ["neg", "pos"], "vocab": vocab.words[2:], **CLASSIFIER_FACTS}
+    return (*saved(tmp_path / "mr", clf, fitted), vocab)
 
 
 @pytest.fixture
 def classify_dir(tmp_path):
     torch.manual_seed(2)
-    model = SequenceClassifier(3, input_size=4, hidden_size=5, num_layers=2, bidirectional=False, dropout=0.0)
-    config = {"task": "classify", "model": model.config, "class_names": ["a", "b", "c"], "length": 10}
-    config |= {"label_column": 0, "normalize": "series", "mean": 0.0, "std": 1.0, "window": 4, "stride": 2}
-    return saved(tmp_path / "ecg", model, config), model.eval()
+    clf = lstmkit.SeriesClassifier(hidden_size=5, num_layers=2, dropout=0.0, window=4, stride=2, members=1)
+    fitted = {"class_names": ["a", "b", "c"], "length": 10, "label_column": 0, "mean": 0.0, "std": 1.0}
+    return saved(tmp_path / "ecg", clf, {**fitted, **CLASSIFIER_FACTS})
 
 
 @pytest.fixture
 def forecast_dir(tmp_path):
     torch.manual_seed(3)
-    model = Forecaster(2, horizon=2, hidden_size=4, num_layers=1)
-    torch.nn.init.normal_(model.head.weight)  # the trained head is not zero
     encoding = Encoding(1, False, False, False, 100.0, 20.0, (), ())
-    config = {"task": "forecast", "input_size": 2, "horizon": 2, "hidden_size": 4, "num_layers": 1}
-    config |= {"window": 5, "target": "sales", "time": [], "features": [], "categories": {}}
-    config |= {"frequency": "steps", "encoding": encoding.to_dict()}
-    return saved(tmp_path / "fc", model, config), model.eval()
+    fitted = {"target": "sales", "time": [], "features": [], "categories": {}, "frequency": "steps"}
+    fitted |= {"input_size": 2, "hidden_size": 4, "window": 5, "season": 1, "season_from": "--season"}
+    fitted |= {"split": {"n_train": 40, "n_validation": 6}, "steps": 50, "encoding": encoding.to_dict()}
+    return saved(tmp_path / "fc", lstmkit.Forecaster(horizon=2), {**fitted, "source": "sales.csv"})
 
 
 def test_charlm_record_is_the_textbook_lstm_on_the_characters(charlm_dir):
@@ -160,7 +156,7 @@ def test_classify_record_reads_windows_of_the_series(classify_dir, tmp_path):
         record = inspect_model(model_dir, text, row)
         scaled = (values - values.mean()) / values.std()
         windows = np.array([scaled[s : s + 4] for s in (0, 2, 4, 6)])  # window 4, stride 2: 4 steps
-        assert_matches(record, reference_rows(lstm_state(model), windows, 2, False))
+        assert_matches(record, reference_rows(lstm_state(model), windows, 2, True))
         assert record.tokens == ["1", "9", "6", "3"] and record.series == [1.0, 9.0, 6.0, 3.0]
         assert record.notes[1] == "reads values 3 to 6 of the series"
 
@@ -199,8 +195,8 @@ def test_varying_units_and_saturation_by_hand():
 
 
 def test_heatmap_figure_shows_the_chosen_units_with_the_text_along_the_axis(charlm_dir):
-    from lstmkit.inspect.gates import HEATMAPS, heatmap_figure
-    from lstmkit.inspect.plots import plt
+    from lstmkit.plots.gates import HEATMAPS, heatmap_figure
+    from lstmkit.plots.plots import plt
 
     record = inspect_model(charlm_dir[0], "Bob is a nice person.")
     fig = heatmap_figure(record, units=[4, 1])
@@ -259,9 +255,9 @@ def test_cli_bad_options_are_one_line_and_exit_2(charlm_dir, tmp_path, capsys, m
 
 def test_bad_text_for_each_task_is_an_input_error(classify_dir, forecast_dir, tmp_path, capsys):
     cases = [
-        (classify_dir[0], "1,2,x", "neither a file nor numbers"),
+        (classify_dir[0], "1,2,x", "neither a file nor finite numbers"),
         (classify_dir[0], "1,2,nan", "finite"),
-        (forecast_dir[0], "1,2,3", "gives 3 steps; the model reads the last 5"),
+        (forecast_dir[0], "1,2,3", "3 steps are too few: the model reads the last 5"),
         (forecast_dir[0], "   ", "TEXT is empty"),
         (tmp_path / "nowhere", "1", "no such directory"),
     ]
@@ -272,8 +268,8 @@ def test_bad_text_for_each_task_is_an_input_error(classify_dir, forecast_dir, tm
 
 
 def test_summary_figure_counts_saturated_steps_per_unit(charlm_dir):
-    from lstmkit.inspect.gates import summary_figure
-    from lstmkit.inspect.plots import plt
+    from lstmkit.plots.gates import summary_figure
+    from lstmkit.plots.plots import plt
 
     text = "Bob is a nice person. Dan, on the other hand"
     record = inspect_model(charlm_dir[0], text)

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import untrained
 
+import lstmkit
 from lstmkit.data.text import CharVocab
-from lstmkit.inspect.html import write_html
-from lstmkit.inspect.record import QUANTITIES, GateRecord
-from lstmkit.tasks import charlm
+from lstmkit.plots.html import write_html
+from lstmkit.plots.record import QUANTITIES, GateRecord
 from lstmkit.tasks.inspect import inspect_model
-from lstmkit.train.checkpoint import save_model
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -134,9 +134,8 @@ class Browser:
 def record(tmp_path) -> GateRecord:
     torch.manual_seed(0)
     vocab = CharVocab.from_text(TEXT)
-    config = charlm.model_config(vocab, 6, 12, 2, 0.0, 16)
-    (tmp_path / "lm").mkdir()
-    save_model(tmp_path / "lm", charlm.build_model(config), {"task": "charlm", **config})
+    lm = lstmkit.CharLM(embed_size=6, hidden_size=12, num_layers=2, dropout=0.0)
+    untrained(lm, {"chars": vocab.chars[1:]}).save(tmp_path / "lm")
     return inspect_model(tmp_path / "lm", TEXT)
 
 

@@ -2,6 +2,9 @@
 
 from lstmkit import LSTM          # drop-in for torch.nn.LSTM
 output, (h_n, c_n) = LSTM(8, 16)(x)
+
+and the jobs around it as estimators: Forecaster, TextClassifier, SeriesClassifier, CharLM
+(fit, predict, evaluate, save, load, gates); lstmkit.load(DIR) opens any model directory.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -17,10 +20,28 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from lstmkit.tasks.charlm import CharLM  # noqa: E402  (the estimators need the layer above)
+from lstmkit.tasks.classify import SeriesClassifier  # noqa: E402
+from lstmkit.tasks.estimator import load_estimator as load  # noqa: E402
+from lstmkit.tasks.forecast import Forecaster  # noqa: E402
+from lstmkit.tasks.sentiment import TextClassifier  # noqa: E402
+
 
 def backends() -> list[str]:
     """Names of the backends available here, best first; ``LSTM(..., backend="auto")`` takes the first."""
     return _available()
 
 
-__all__ = ["LSTM", "LSTMCell", "GateTrace", "Variant", "backends", "__version__"]
+__all__ = [
+    "LSTM",
+    "LSTMCell",
+    "GateTrace",
+    "Variant",
+    "backends",
+    "load",
+    "CharLM",
+    "Forecaster",
+    "SeriesClassifier",
+    "TextClassifier",
+    "__version__",
+]

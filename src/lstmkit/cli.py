@@ -1,17 +1,19 @@
-"""The `lstmkit` command line: `lstmkit COMMAND [options]`. Each task module adds its own commands."""
+"""The `lstmkit` command line: `lstmkit COMMAND [options]`, one command per registered task (see
+lstmkit.tasks.registry), plus `lstmkit build`."""
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import sys
 
 from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
-from lstmkit.tasks import charlm, classify, demo, forecast, inspect, memory, sentiment
+from lstmkit.tasks import registry
 from lstmkit.train import distributed
 
-TASKS = [demo, charlm, forecast, sentiment, classify, inspect, memory]  # each has add_commands(), see demo.py
+ORDER = ["demo", "charlm", "forecast", "sentiment", "classify", "inspect", "memory"]  # in --help; then others
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -29,8 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for task in TASKS:
-        task.add_commands(commands)
+    for task in sorted(
+        registry.tasks(), key=lambda t: ORDER.index(t.name) if t.name in ORDER else len(ORDER)
+    ):
+        description = task.description or task.help
+        if task.estimator is not None:
+            description += f"\n\nFrom Python: lstmkit.{task.estimator.__name__}"
+        parser_of_task = commands.add_parser(
+            task.name,
+            help=task.help,
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        task.add_commands(parser_of_task)
     build = commands.add_parser(
         "build",
         help="build the compiled CPU kernel now (else it is built on first use)",
@@ -87,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lstmkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (| head): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         distributed.finish()
     return 0

@@ -51,6 +51,20 @@ def read_rows(path: Path, delimiter: str | None = None) -> Table:
     return table
 
 
+def number_list(text: str) -> list[float]:
+    """'1.5, 2, 3e2' -> [1.5, 2.0, 300.0]; InputError unless TEXT is finite numbers separated by commas."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = [math.nan]
+    if not all(map(math.isfinite, values)):
+        raise InputError(
+            f"{text[:40]!r} is neither a file nor finite numbers separated by commas; give a file or "
+            "e.g. 1.5,2,3"
+        )
+    return values
+
+
 def is_number(text: str) -> bool:
     try:
         float(text)

@@ -34,12 +34,18 @@ SEASONS = {
 
 @dataclass
 class Table:
-    """A CSV file's header and rows, all strings; ``lines[i]`` is the file line of ``rows[i]``."""
+    """A CSV file's header and rows, all strings; ``lines[i]`` is the file line of ``rows[i]`` (for a
+    DataFrame, its row number from 1)."""
 
-    path: Path
+    path: Path | str  # a file, or "DataFrame"
     header: list[str]
     rows: list[list[str]]
     lines: list[int]
+
+    def place(self, i: int) -> str:
+        """Where row I comes from, for messages: "data.csv, line 32" or "DataFrame, row 31"."""
+        word = "line" if isinstance(self.path, Path) else "row"
+        return f"{self.path}, {word} {self.lines[i]}"
 
     def index(self, name: str) -> int:
         if name not in self.header:
@@ -89,6 +95,25 @@ def read_table(path: str | Path) -> Table:
     return Table(path, header, rows, lines)
 
 
+def table_from_frame(frame) -> Table:
+    """A pandas DataFrame as a Table of strings, so that it is read exactly as the same CSV would be:
+    missing values (NaN, None, NaT) become empty fields, timestamps ISO text."""
+    if not hasattr(frame, "columns") or not hasattr(frame, "itertuples"):
+        raise InputError(f"expected a CSV path or a pandas DataFrame, got {type(frame).__name__}")
+    if len(frame) == 0:
+        raise InputError("DataFrame: no rows; give a DataFrame with a column per variable and a row per step")
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if hasattr(column, "dt") and str(column.dtype).startswith("datetime"):
+            texts = column.dt.strftime("%Y-%m-%dT%H:%M:%S").where(column.notna(), "")
+        else:
+            texts = column.astype(object).where(column.notna(), "").astype(str)
+        columns.append(texts.tolist())
+    rows = [list(row) for row in zip(*columns)]
+    return Table("DataFrame", [str(name) for name in frame.columns], rows, list(range(1, len(rows) + 1)))
+
+
 def parse_numbers(table: Table, name: str, missing_ok: bool = True) -> np.ndarray:
     """The column as float64, NaN where missing; InputError at the first value that is not a number."""
     values = np.empty(len(table.rows))
@@ -102,7 +127,7 @@ def parse_numbers(table: Table, name: str, missing_ok: bool = True) -> np.ndarra
             values[i] = np.nan
         if not np.isfinite(values[i]):
             raise InputError(
-                f"{table.path}, line {table.lines[i]}, column {name!r}: {text!r} is not a number; fix the "
+                f"{table.place(i)}, column {name!r}: {text!r} is not a number; fix the "
                 f"value, or leave it empty or NA to have it interpolated"
             )
     return values
@@ -192,7 +217,7 @@ def parse_times(table: Table, names: list[str]) -> np.ndarray:
             np.datetime64(text)
         except ValueError:
             raise InputError(
-                f"{table.path}, line {table.lines[i]}, column {'+'.join(names)}: {text!r} is not a date or "
+                f"{table.place(i)}, column {'+'.join(names)}: {text!r} is not a date or "
                 "time in ISO form (1949-01, 1981-01-31, 2010-01-02 13:00); fix it, or name another --time"
             ) from None
     raise AssertionError("numpy rejected the times as a whole but accepted each one")
@@ -237,13 +262,14 @@ class Series:
 
 
 def load_series(
-    path: str | Path,
+    path,
     target: str,
     time: list[str] | None = None,
     features: list[str] = (),
     categories: dict[str, list[str]] | None = None,
 ) -> Series:
-    """Read PATH and return the regular, gap-free series of TARGET with FEATURES as extra inputs.
+    """Read PATH (a CSV file, or a pandas DataFrame read as that CSV would be) and return the regular,
+    gap-free series of TARGET with FEATURES as extra inputs.
 
     time: the time column(s); None: the first column if it holds dates, else year/month/day[/hour] columns
     if present, else no times. Categorical features (non-numeric values) are one-hot encoded, with the
@@ -251,7 +277,7 @@ def load_series(
     interpolated linearly along time (the last known value carried forward at the end); rows before the
     first complete one are dropped.
     """
-    table = read_table(path)
+    table = read_table(path) if isinstance(path, (str, Path)) else table_from_frame(path)
     table.index(target)
     for name in features:
         table.index(name)
@@ -316,13 +342,13 @@ def regularise(table: Table, times: np.ndarray, data: np.ndarray, clock: Clock):
     if len(bad):
         i = bad[0] + 1
         raise InputError(
-            f"{table.path}, line {table.lines[i]}: time {times[i]} does not come after the previous row's "
+            f"{table.place(i)}: time {times[i]} does not come after the previous row's "
             f"{times[i - 1]}; sort the rows by time and remove duplicates"
         )
     if not exact.all() or len(np.unique(positions)) != len(positions):
         i = int(np.argmin(exact))
         raise InputError(
-            f"{table.path}, line {table.lines[i]}: time {times[i]} is off the {clock.frequency} grid; "
+            f"{table.place(i)}: time {times[i]} is off the {clock.frequency} grid; "
             "the series must have regular time steps"
         )
     grid = np.arange(positions[0], positions[-1] + 1)

@@ -1,5 +1,7 @@
-"""Models built around lstmkit.LSTM."""
+"""The networks built around lstmkit.LSTM (the estimators in lstmkit.tasks train them)."""
 
-from lstmkit.models.charlm import CharLM
+from lstmkit.models.charlm import CharNetwork
+from lstmkit.models.classifier import Ensemble, SequenceClassifier
+from lstmkit.models.forecaster import ForecastNetwork
 
-__all__ = ["CharLM"]
+__all__ = ["CharNetwork", "Ensemble", "ForecastNetwork", "SequenceClassifier"]

@@ -8,7 +8,7 @@ from torch import nn
 from lstmkit import LSTM
 
 
-class CharLM(nn.Module):
+class CharNetwork(nn.Module):
     """Predicts the next character at every position; the softmax lives in the loss and in `sample`."""
 
     def __init__(

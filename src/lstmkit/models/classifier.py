@@ -1,4 +1,4 @@
-"""A sequence classifier, and the training job that feeds it batches of variable-length sequences.
+"""A sequence classifier over variable-length sequences, and an ensemble of them.
 
 token ids (B, T) -> embedding -> dropout, or values (B, T, F) as they are
   -> stacked (bidirectional) lstmkit.LSTM over each sequence's valid steps (lengths=, no packing)
@@ -11,8 +11,6 @@ network overfits within two epochs, and the members' errors differ).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,7 +18,6 @@ from torch import Tensor, nn
 from lstmkit import LSTM
 from lstmkit.sampling import Dropout
 from lstmkit.trace import GateTrace
-from lstmkit.train import distributed
 
 POOLINGS = {
     "last": "the final states: the forward direction's last valid step, the backward direction's first",
@@ -175,43 +172,3 @@ def predict_logits(
         logits[chosen] = model(*pad_batch([inputs[i] for i in chosen]))
     model.train(was_training)
     return logits
-
-
-@dataclass
-class Examples:
-    inputs: list[Tensor]  # each (T_i,) token ids or (T_i, F) values
-    labels: Tensor  # (N,) class indices
-
-
-class ClassificationJob:
-    """The Trainer's job: shuffled batches of similar length, cross-entropy, validation loss."""
-
-    BUCKET = 50  # batches sorted by length together: less padding, still a fresh mix every epoch
-
-    def __init__(
-        self, model: SequenceClassifier | Ensemble, train: Examples, val: Examples, batch_size: int, seed: int
-    ):
-        self.model, self.train, self.val = model, train, val
-        self.batch_size, self.seed = batch_size, seed
-
-    def batches(self, epoch: int) -> list[list[int]]:
-        """Index lists, the same for the same seed and epoch."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(len(self.train.inputs), generator=generator).tolist()
-        chunk, batches = self.batch_size * self.BUCKET, []
-        for start in range(0, len(order), chunk):
-            part = sorted(order[start : start + chunk], key=lambda i: len(self.train.inputs[i]))
-            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-    def loss(self, batch: list[int]) -> tuple[Tensor, int]:
-        inputs, lengths = pad_batch([self.train.inputs[i] for i in batch])
-        logits = self.model(inputs, lengths)  # (B, 1) or (B, C)
-        return self.model.loss(logits, self.train.labels[batch]), len(batch)
-
-    def validate(self) -> float:
-        """Mean validation loss; under torchrun each rank scores its share of the examples."""
-        part = list(distributed.items(range(len(self.val.labels))))
-        logits = predict_logits(self.model, [self.val.inputs[i] for i in part])
-        loss = self.model.loss(logits, self.val.labels[part]).item() if part else 0.0
-        return distributed.weighted_mean(loss, len(part))

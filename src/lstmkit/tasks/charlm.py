@@ -1,4 +1,4 @@
-"""`lstmkit charlm`: a character-level language model. train TEXT, sample DIR, eval DIR TEXT.
+"""`lstmkit charlm`, `lstmkit.CharLM`: a character-level language model (train, sample, eval).
 
 Embedding -> stacked LSTM -> linear -> softmax over the characters; trained on the first 90% of the file
 with truncated BPTT (the state is carried from one window to the next, gradients stop at the window),
@@ -12,38 +12,41 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lstmkit.config import NON_NEGATIVE, POSITIVE_INT, RATE, SEED, option, with_defaults
 from lstmkit.data.text import MAX_VALIDATION, BPTTBatcher, CharVocab, read_corpus, split_train_val
 from lstmkit.errors import InputError
-from lstmkit.models.charlm import CharLM
-from lstmkit.tasks.common import (
-    add_training_arguments,
-    non_negative_float,
-    positive_int,
-    prepare_out_dir,
-    seed_number,
-    train_config,
-    write_report,
-)
+from lstmkit.models.charlm import CharNetwork
+from lstmkit.plots.record import GateRecord, shown
+from lstmkit.tasks.estimator import Estimator
+from lstmkit.tasks.registry import Task, register
+from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
 from lstmkit.train import distributed
-from lstmkit.train.checkpoint import load_model, load_weights
-from lstmkit.train.loop import TrainConfig, Trainer
+from lstmkit.train.loop import TrainConfig
 
-TASK = "charlm"
-LOSS_NAME = "cross-entropy (nats/char)"
-DEFAULTS = TrainConfig(epochs=50, minutes=10.0, lr=2e-3, schedule="cosine", patience=0, eval_every=500)
+
+@with_defaults(epochs=50, minutes=10.0, lr=2e-3, schedule="cosine", patience=0, eval_every=500)
+class CharLMConfig(TrainConfig):
+    """The character model's size and how its text is cut into training windows."""
+
+    hidden_size: int = option(256, "units per LSTM layer", POSITIVE_INT)
+    num_layers: int = option(2, "stacked LSTM layers", POSITIVE_INT, flag="--layers")
+    embed_size: int = option(64, "character embedding size", POSITIVE_INT)
+    dropout: float = option(0.1, "dropout between LSTM layers", RATE)
+    seq_len: int = option(100, "truncated-BPTT window in characters", POSITIVE_INT)
+    batch_size: int = option(32, "text streams trained side by side", POSITIVE_INT)
 
 
 class CharLMJob:
     """Truncated BPTT over ``batch_size`` contiguous streams of the training text (ids of any integer
     dtype); the state carried from window to window is saved in checkpoints, for an exact --resume."""
 
-    def __init__(self, model: CharLM, train_ids, val_ids, batch_size: int, seq_len: int) -> None:
+    def __init__(self, model: CharNetwork, train_ids, val_ids, batch_size: int, seq_len: int) -> None:
         self.model, self.val_ids = model, val_ids
         self.batcher = BPTTBatcher(train_ids, batch_size, seq_len)
         self.eval_batch, self.seq_len = max(batch_size, 64), seq_len
@@ -70,7 +73,7 @@ class CharLMJob:
 
 
 @torch.no_grad()
-def mean_loss(model: CharLM, ids: torch.Tensor, batch_size: int, seq_len: int) -> float:
+def mean_loss(model: CharNetwork, ids: torch.Tensor, batch_size: int, seq_len: int) -> float:
     """Mean next-character cross-entropy of ``ids`` in nats/char, the state carried along each stream;
     under torchrun each rank scores its share of the streams and the sums are added up."""
     was_training = model.training
@@ -93,165 +96,256 @@ def format_loss(nats: float) -> str:
     return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
 
 
-def model_config(
-    vocab: CharVocab, embed_size: int, hidden_size: int, num_layers: int, dropout: float, seq_len: int
-):
-    """What config.json records to rebuild the model (``build_model``) and score text with it."""
-    return {
-        "chars": vocab.chars[1:],
-        "embed_size": embed_size,
-        "hidden_size": hidden_size,
-        "num_layers": num_layers,
-        "dropout": dropout,
-        "seq_len": seq_len,
-    }
+def corpus(text: str | Path, vocab: CharVocab | None = None) -> tuple[CharVocab, torch.Tensor, str]:
+    """TEXT as ids (N,), with the vocabulary (built from it unless given) and a name for messages: a Path,
+    or a string naming an existing file, is read (UTF-8, in chunks); any other string is the text."""
+    if isinstance(text, Path) or (isinstance(text, str) and "\n" not in text and Path(text).is_file()):
+        return *read_corpus(text, vocab), str(text)
+    if not isinstance(text, str):
+        raise InputError(f"expected a text or the path of a text file, got {type(text).__name__}")
+    vocab = vocab or CharVocab.from_text(text)
+    return vocab, vocab.encode(text), "the text"
 
 
-def build_model(config: dict) -> CharLM:
-    return CharLM(
-        len(config["chars"]) + 1,
-        config["embed_size"],
-        config["hidden_size"],
-        config["num_layers"],
-        config["dropout"],
-    )
+class CharLM(Estimator):
+    """A character-level language model: embedding -> stacked LSTM -> softmax over the characters.
 
+        lm = lstmkit.CharLM(hidden_size=128).fit("input.txt", minutes=5)
+        lm.sample("ROMEO:", length=200)      # a continuation
+        lm.evaluate("other.txt")             # {"loss": nats/char, "bpc": bits/char, ...}
+        lm.gates("To be, or not to be.")     # the gate record, for lstmkit.plots or the HTML viewer
 
-def load(model_dir: Path) -> tuple[CharLM, CharVocab, dict]:
-    config, tensors = load_model(model_dir, TASK)
-    model = load_weights(build_model(config), tensors, model_dir)
-    return model.eval(), CharVocab(config["chars"]), config
+    ``fit`` trains on the first 90% of the text (truncated BPTT, the state carried between windows) and
+    validates on the last 10%; ``initialize`` does fit's first half (vocabulary, split, untrained network)
+    for a look at the model before training.
+    """
 
+    task = "charlm"
+    Config = CharLMConfig
+    loss_name = "cross-entropy (nats/char)"
+    unit = "chars"
 
-def train(args: argparse.Namespace) -> None:
-    started = time.monotonic()
-    out_dir = prepare_out_dir(args.out)
-    vocab, ids = read_corpus(args.text)  # (N,) uint8 ids for up to 256 distinct characters
-    min_chars = 10 * (args.batch_size * args.seq_len + 1)
-    if len(ids) < min_chars:
-        raise InputError(
-            f"{args.text}: {len(ids)} characters are too few for --batch-size {args.batch_size} x --seq-len "
-            f"{args.seq_len} (need at least {min_chars}, 10% of them for validation); use a longer text or "
-            "smaller --batch-size/--seq-len"
+    def initialize(self, text: str | Path, verbose: bool = False) -> CharLM:
+        """Build the vocabulary of TEXT (a path, or the text itself), split it, and make an untrained
+        network from the seed; ``fit()`` then trains it."""
+        cfg = self.config
+        self.vocab, ids, name = corpus(text)
+        min_chars = 10 * (cfg.batch_size * cfg.seq_len + 1)
+        if len(ids) < min_chars:
+            raise InputError(
+                f"{name}: {len(ids)} characters are too few for --batch-size {cfg.batch_size} x --seq-len "
+                f"{cfg.seq_len} (need at least {min_chars}, 10% of them for validation); use a longer text "
+                "or smaller --batch-size/--seq-len"
+            )
+        self.train_ids, self.val_ids = split_train_val(ids)
+        torch.manual_seed(cfg.seed)
+        self.network = self._build_network().eval()
+        self.training_state, self.metrics = None, None
+        if verbose:
+            print(
+                f"charlm: {name}: {len(ids):,} characters, {len(self.vocab) - 1} distinct; training on the "
+                f"first {len(self.train_ids):,}, validating on the last {len(self.val_ids):,}.\n"
+                f"Model: embedding {cfg.embed_size} -> LSTM {cfg.num_layers} x {cfg.hidden_size} -> "
+                f"{len(self.vocab)} characters, {self.parameter_count():,} parameters. Uniform guessing "
+                f"scores {format_loss(math.log(len(self.vocab)))}."
+            )
+        return self
+
+    def fit(
+        self,
+        text: str | Path | None = None,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        verbose: bool = True,
+        **training,
+    ) -> CharLM:
+        """Train on TEXT (a path, or the text itself; None: the text given to ``initialize``). Training
+        settings (minutes=, epochs=, lr=, seed=, ...) may be given here; CHECKPOINT_DIR keeps a resumable
+        checkpoint (``resume=True`` continues from it)."""
+        self._configure(training)
+        if text is not None:
+            self.initialize(text, verbose)
+        elif getattr(self, "train_ids", None) is None:
+            raise InputError("fit() needs a text, or initialize(text) before it")
+        cfg = self.config
+        network = self.network.train()
+        job = CharLMJob(network, self.train_ids, self.val_ids, cfg.batch_size, cfg.seq_len)
+        self._finish_fit(network, self._train(job, checkpoint_dir, resume, verbose))
+        return self
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self._check_fitted().parameters())
+
+    def evaluate(self, text: str | Path | None = None) -> dict:
+        """The loss in nats and bits per character: of the validation part (TEXT None: the metrics of
+        metrics.json), or of TEXT (a path, or the text itself)."""
+        network, cfg = self._check_fitted(), self.config
+        if text is None:
+            if getattr(self, "val_ids", None) is None:
+                raise InputError("evaluate() needs a text: this model was loaded, not fitted here")
+            loss = mean_loss(network, self.val_ids, max(cfg.batch_size, 64), cfg.seq_len)
+            state = self.training_state
+            seconds = state.elapsed if state is not None else 0.0
+            trained = state.step * cfg.batch_size * cfg.seq_len if state is not None else 0
+            self._record(
+                {
+                    "val_loss": loss,
+                    "val_bpc": loss / math.log(2),
+                    "train_chars": len(self.train_ids),
+                    "val_chars": len(self.val_ids),
+                    "chars_per_second": round(trained / max(seconds, 1e-9)),
+                    "parameters": self.parameter_count(),
+                }
+            )
+            return self.metrics
+        _, ids, name = corpus(text, self.vocab)  # ids 0 for characters the model never saw
+        if len(ids) < 2:
+            raise InputError(f"{name}: needs at least 2 characters to score a prediction")
+        loss = mean_loss(network, ids, 64, cfg.seq_len)
+        return {
+            "loss": loss,
+            "bpc": loss / math.log(2),
+            "chars": len(ids),
+            "unseen_chars": int((ids == 0).sum()),
+        }
+
+    def sample(self, prompt: str = "\n", length: int = 500, temperature: float = 0.8, seed: int = 0) -> str:
+        """LENGTH characters that continue PROMPT (0 temperature: always the likeliest; below 1 safer,
+        above 1 wilder). Characters the model never saw read as its unknown character."""
+        if not prompt:
+            raise InputError("the prompt is empty; give at least one character to start from")
+        generator = torch.Generator().manual_seed(seed)
+        ids = self._check_fitted().sample(self.vocab.encode(prompt), length, temperature, generator)
+        return self.vocab.decode(ids)
+
+    @torch.no_grad()
+    def predict(self, text: str) -> np.ndarray:
+        """After each character of TEXT, the probabilities of the next one: (len(TEXT), V), the columns in
+        the order of ``self.vocab.chars`` (column 0: a character never seen)."""
+        logits, _ = self._check_fitted()(self.vocab.encode(text).view(1, -1))  # (1, T, V)
+        return torch.softmax(logits[0], dim=-1).numpy()
+
+    @torch.no_grad()
+    def gates(self, text: str, title: str | None = None) -> GateRecord:
+        """Every gate and state of every layer while the model reads TEXT, one step per character, with
+        its guesses of the next character."""
+        network = self._check_fitted().eval()
+        if not text:
+            raise InputError("the text is empty; give the text the model should read")
+        ids = self.vocab.encode(text)  # (T,)
+        logits, _state, trace = network(ids.view(1, -1), return_trace=True)  # (1, T, V); (L, 1, T, H)
+        probs = torch.softmax(logits[0], dim=-1)  # (T, V)
+        top = probs.topk(min(3, probs.shape[1]), dim=-1)
+        chars = self.vocab.chars
+        notes = [
+            "next: " + ", ".join(f"{shown(chars[i])} {p:.0%}" for p, i in zip(ps.tolist(), ix.tolist()))
+            for ps, ix in zip(top.values, top.indices)
+        ]
+        summary = f"{len(text)} characters"
+        if len(ids) > 1:
+            loss = F.cross_entropy(logits[0, :-1], ids[1:]).item()
+            summary += f"; predicting each next one costs {loss:.3f} nats ({loss / math.log(2):.3f} bits)"
+        return GateRecord.from_trace(
+            trace.map(lambda t: t[:, 0]),
+            False,
+            task=self.task,
+            title=title or "character model",
+            tokens=list(text),
+            token_kind="character",
+            summary=summary,
+            notes=notes,
+            unknown=(ids == 0).nonzero().view(-1).tolist(),
         )
-    train_ids, val_ids = split_train_val(ids)
-    config = train_config(args)
-    torch.manual_seed(config.seed)
-    described = model_config(
-        vocab, args.embed_size, args.hidden_size, args.layers, args.dropout, args.seq_len
+
+    def _describe_fitted(self) -> str:
+        return f"{len(self.vocab) - 1} characters, {self.parameter_count():,} parameters"
+
+    def _fitted_state(self) -> dict:
+        return {"chars": self.vocab.chars[1:]}
+
+    def _restore_fitted(self, state: dict) -> None:
+        self.vocab, self.train_ids, self.val_ids = CharVocab(state["chars"]), None, None
+
+    def _build_network(self) -> CharNetwork:
+        cfg = self.config
+        return CharNetwork(len(self.vocab), cfg.embed_size, cfg.hidden_size, cfg.num_layers, cfg.dropout)
+
+
+# ---- the command line ------------------------------------------------------------------------------------
+def train(lm: CharLM, args: argparse.Namespace, out_dir: Path) -> Outcome:
+    lm.fit(args.text, checkpoint_dir=out_dir, resume=args.resume)
+    metrics = lm.evaluate()
+    sample = lm.sample("\n", 300, 0.8, seed=lm.config.seed)
+    summary = (
+        f"Validation loss {format_loss(metrics['val_loss'])} (best weights, step "
+        f"{lm.training_state.best_step}).\nA sample at temperature 0.8:\n{sample}\n"
     )
-    model = build_model(described)
-    params = sum(p.numel() for p in model.parameters())
-    print(
-        f"charlm: {args.text}: {len(ids):,} characters, {len(vocab) - 1} distinct; training on the first "
-        f"{len(train_ids):,}, validating on the last {len(val_ids):,}.\n"
-        f"Model: embedding {args.embed_size} -> LSTM {args.layers} x {args.hidden_size} -> {len(vocab)} "
-        f"characters, {params:,} parameters. Uniform guessing scores {format_loss(math.log(len(vocab)))}."
-    )
-    job = CharLMJob(model, train_ids, val_ids, args.batch_size, args.seq_len)
-    state = Trainer(job, config, out_dir, unit="chars").fit(resume=args.resume)
-    val_loss = job.validate()
-    metrics = {
-        "val_loss": val_loss,
-        "val_bpc": val_loss / math.log(2),
-        "train_chars": len(train_ids),
-        "val_chars": len(val_ids),
-        "chars_per_second": round(state.step * args.batch_size * args.seq_len / max(state.elapsed, 1e-9)),
-        "parameters": params,
-    }
-    write_report(out_dir, TASK, model, described, metrics, state, config, started, LOSS_NAME)
-    sample_ids = model.sample(vocab.encode("\n"), 300, 0.8, torch.Generator().manual_seed(config.seed))
-    print(
-        f"Stopped: {state.stopped}. Validation loss {format_loss(val_loss)} "
-        f"(best weights, step {state.best_step}).\n"
-        f"A sample at temperature 0.8:\n{vocab.decode(sample_ids)}\n\n"
-        f"Wrote {out_dir}/model.safetensors, config.json, metrics.json and loss_curve.png. "
-        f"Sample more with: lstmkit charlm sample {out_dir} --prompt 'ROMEO:'"
-    )
+    return Outcome(summary, f"Sample more with: lstmkit charlm sample {out_dir} --prompt 'ROMEO:'")
 
 
 def sample(args: argparse.Namespace) -> None:
-    model, vocab, _ = load(args.model_dir)
-    unknown = sorted({c for c in args.prompt if c not in vocab.char_to_id})
+    lm = CharLM.load(args.model_dir)
+    unknown = sorted({c for c in args.prompt if c not in lm.vocab.char_to_id})
     if unknown:
         print(
             f"note: the model never saw the prompt's characters {''.join(unknown)!r}; they read as unknown",
             file=sys.stderr,
         )
-    generator = torch.Generator().manual_seed(args.seed)
-    ids = model.sample(vocab.encode(args.prompt), args.length, args.temperature, generator)
-    print(args.prompt + vocab.decode(ids))
+    print(args.prompt + lm.sample(args.prompt, args.length, args.temperature, args.seed))
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    model, vocab, config = load(args.model_dir)
-    _, ids = read_corpus(args.text, vocab)  # (N,) ids; 0 for characters the model never saw
-    if len(ids) < 2:
-        raise InputError(f"{args.text}: needs at least 2 characters to score a prediction")
-    unknown = int((ids == 0).sum())
-    loss = mean_loss(model, ids, 64, config["seq_len"])
-    print(f"{args.text}: {len(ids):,} characters ({unknown:,} unseen in training): loss {format_loss(loss)}")
-
-
-def dropout_rate(text: str) -> float:
-    value = non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")
-    return value
-
-
-def add_commands(commands) -> None:
-    """Register `lstmkit charlm train|sample|eval`."""
-    charlm = commands.add_parser(
-        "charlm", help="character-level language model: train, sample, eval", description=__doc__
+    scores = CharLM.load(args.model_dir).evaluate(args.text)
+    print(
+        f"{args.text}: {scores['chars']:,} characters ({scores['unseen_chars']:,} unseen in training): "
+        f"loss {format_loss(scores['loss'])}"
     )
-    sub = charlm.add_subparsers(title="commands", dest="charlm_command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "train",
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """`lstmkit charlm train|sample|eval`."""
+    actions = parser.add_subparsers(title="commands", dest="action", metavar="COMMAND", required=True)
+    groups = add_train_command(
+        actions,
+        CharLM,
+        train,
         help="train on a UTF-8 text file",
-        description="Train a character LSTM on TEXT (UTF-8); the last 10%% of the file (at most "
+        description="Train a character LSTM on TEXT (UTF-8); the last 10% of the file (at most "
         f"{MAX_VALIDATION:,} characters) is for validation.",
         epilog="example:\n  lstmkit charlm train shakespeare.txt --out runs/shakespeare --minutes 20",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("text", type=Path, metavar="TEXT", help="the training text, UTF-8")
-    model = p.add_argument_group("model")
-    model.add_argument("--hidden-size", type=positive_int, default=256, help="units per LSTM layer")
-    model.add_argument("--layers", type=positive_int, default=2, help="stacked LSTM layers")
-    model.add_argument("--embed-size", type=positive_int, default=64, help="character embedding size")
-    model.add_argument("--dropout", type=dropout_rate, default=0.1, help="dropout between LSTM layers")
-    model.add_argument(
-        "--seq-len", type=positive_int, default=100, help="truncated-BPTT window in characters"
-    )
-    model.add_argument(
-        "--batch-size", type=positive_int, default=32, help="text streams trained side by side"
-    )
-    add_training_arguments(p, DEFAULTS)
-    p.set_defaults(run=train)
+    groups["data"].add_argument("text", type=Path, metavar="TEXT", help="the training text, UTF-8")
 
-    p = sub.add_parser(
+    p = actions.add_parser(
         "sample",
         help="generate text from a trained model",
+        description="Continue a prompt with a trained model. "
+        + python_line(CharLM, ".load(DIR).sample(PROMPT)"),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("model_dir", type=Path, metavar="DIR", help="the --out directory of 'charlm train'")
+    model_dir_argument(p, "charlm")
     p.add_argument("--prompt", default="\n", help="text to start from")
-    p.add_argument("--length", type=positive_int, default=500, help="characters to generate")
+    p.add_argument("--length", type=POSITIVE_INT.parse, default=500, help="characters to generate")
     p.add_argument(
         "--temperature",
-        type=non_negative_float,
+        type=NON_NEGATIVE.parse,
         default=0.8,
         help="below 1: safer, above 1: wilder, 0: greedy",
     )
-    p.add_argument("--seed", type=seed_number, default=0, help="random seed for sampling")
+    p.add_argument("--seed", type=SEED.parse, default=0, help="random seed for sampling")
     p.set_defaults(run=sample)
 
-    p = sub.add_parser(
+    p = actions.add_parser(
         "eval",
         help="loss of a trained model on a text file",
+        description="Score a text file with a trained model. "
+        + python_line(CharLM, ".load(DIR).evaluate(TEXT)"),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("model_dir", type=Path, metavar="DIR", help="the --out directory of 'charlm train'")
+    model_dir_argument(p, "charlm")
     p.add_argument("text", type=Path, metavar="TEXT", help="UTF-8 text to score")
     p.set_defaults(run=evaluate)
+
+
+register(Task("charlm", "character-level language model: train, sample, eval", add_commands, CharLM, __doc__))

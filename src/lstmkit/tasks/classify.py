@@ -1,56 +1,233 @@
-"""`lstmkit classify`: numeric sequence classification (UCR text format or CSV, one series per row);
-and what every classification task shares: training one split, its metrics and report, loading the model."""
+"""`lstmkit classify`, `lstmkit.SeriesClassifier`: numeric sequence classification (UCR text format, CSV,
+or arrays), an ensemble of bidirectional LSTMs over windows of each series."""
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import torch
 
+from lstmkit.config import POSITIVE_INT, RATE, option, with_defaults
 from lstmkit.data.labelled_text import stratified_split
 from lstmkit.data.sequences import (
     NORMALIZATIONS,
     LabelledSeries,
     class_names,
+    number_list,
     read_series,
     sliding_windows,
     z_normalize,
 )
 from lstmkit.errors import InputError
-from lstmkit.models.classifier import (
-    POOLINGS,
-    ClassificationJob,
-    Ensemble,
+from lstmkit.plots.record import GateRecord
+from lstmkit.tasks.classification import (
+    ClassifierConfig,
+    ClassifierEstimator,
     Examples,
-    SequenceClassifier,
-    build_classifier,
-    predict_logits,
+    format_label,
+    label_ids,
 )
-from lstmkit.tasks.common import (
-    add_training_arguments,
-    number,
-    positive_int,
-    prepare_out_dir,
-    train_config,
-    write_report,
+from lstmkit.tasks.registry import Task, register
+from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.train.metrics import accuracy
+
+
+# Measured on ECG200 (train on TRAIN, test on TEST, 10 seeds): 100 series are too few to hold some out and
+# stop early on them, so by default the model trains all epochs on every series. One network: 0.84-0.90
+# test accuracy over seeds 0-4, the mean of 3: 0.85-0.91 (mean 0.882).
+@with_defaults(
+    epochs=200,
+    lr=1e-2,
+    weight_decay=0.05,
+    patience=0,
+    hidden_size=32,
+    pooling="mean",
+    dropout=0.2,
+    batch_size=8,
+    members=3,
 )
-from lstmkit.train.checkpoint import STATE_FILE, load_model, load_tensors, load_weights
-from lstmkit.train.loop import LoopState, TrainConfig, Trainer
-from lstmkit.train.metrics import accuracy, per_class_scores
+class SeriesClassifierConfig(ClassifierConfig):
+    """How a series becomes the LSTM's steps, and how much of the training set is held out to stop on."""
 
-TASK = "classify"
-# Measured on ECG200 (train on TRAIN, test on TEST, 10 seeds): see the issue note. 100 series are too few
-# to hold some out and stop early on them, so by default the model trains all --epochs on every series.
-DEFAULTS = TrainConfig(epochs=200, lr=1e-2, weight_decay=0.05, patience=0)
-# ECG200, seeds 0-4: one network 0.84-0.90 test accuracy, the mean of 3 0.85-0.91 (mean 0.882)
-MEMBERS = 3
+    normalize: str = option(
+        "series",
+        "z-normalise each series by its own mean and deviation, by those of the training values, or not "
+        "at all",
+        choices=NORMALIZATIONS,
+        group="data",
+    )
+    window: int = option(16, "values per step", POSITIVE_INT, group="data")
+    stride: int = option(4, "values between windows", POSITIVE_INT, group="data")
+    val_fraction: float = option(0.0, "held out to stop early on (0: none)", RATE, metavar="F", group="data")
 
+
+def as_series(data, labels, label_column: str | None, delimiter: str | None, length: int | None = None):
+    """What the user holds as (values (N, T) float32, labels or None, file lines or None, label column
+    index or None, a name for messages): a UCR/CSV/TSV file, an array (N, T) with LABELS, or a pandas
+    DataFrame with a LABEL_COLUMN (or LABELS)."""
+    if isinstance(data, (str, Path)):
+        if length is not None and not Path(data).is_file() and "," in str(data):
+            values = torch.tensor([number_list(str(data))], dtype=torch.float32)
+            return values, None, None, None, f"{len(values[0])} values"
+        read = read_series(Path(data), label_column, delimiter, length)
+        return (
+            read.values,
+            labels if labels is not None else read.labels,
+            read.lines,
+            read.label_column,
+            str(data),
+        )
+    if hasattr(data, "columns"):  # a DataFrame: one series per row
+        if label_column is not None:
+            labels, data = data[label_column].tolist(), data.drop(columns=[label_column])
+        data = data.to_numpy()
+    values = torch.as_tensor(np.asarray(data, dtype=np.float32))
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or not torch.isfinite(values).all():
+        raise InputError("the series must be an array (N, T) of finite numbers, one series per row")
+    if labels is not None and len(labels) != len(values):
+        raise InputError(f"{len(values)} series but {len(labels)} labels; give one label per series")
+    return values, labels, None, None, "the array"
+
+
+class SeriesClassifier(ClassifierEstimator):
+    """Tells classes of numeric series apart: each series is z-normalised and cut into overlapping
+    windows; a bidirectional LSTM reads one window per step, pools over time, and a linear layer gives
+    the class; the model averages the logits of ``members`` such networks.
+
+        clf = lstmkit.SeriesClassifier().fit("ECG200_TRAIN.txt")       # or fit(X (N, T), y)
+        clf.evaluate("ECG200_TEST.txt")                                  # accuracy, per class, confusion
+        clf.predict(X)                                                   # class names
+        clf.gates(X[0])                                                  # the gates on one series
+    """
+
+    task = "classify"
+    Config = SeriesClassifierConfig
+
+    def fit(
+        self,
+        data,
+        labels=None,
+        *,
+        label_column: str | None = None,
+        delimiter: str | None = None,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        verbose: bool = True,
+        **training,
+    ) -> SeriesClassifier:
+        """Train on DATA: a UCR text file or CSV/TSV with one labelled series per row (LABEL_COLUMN, a
+        header name or a number from 1, else detected), or an array (N, T) with LABELS, or a DataFrame
+        with a LABEL_COLUMN. With val_fraction, a stratified part is held out to stop early on."""
+        self._configure(training)
+        cfg = self.config
+        values, labels, _, self.label_column, source = as_series(data, labels, label_column, delimiter)
+        if labels is None:
+            raise InputError(f"{source}: no labels; give labels= or a label column")
+        names = [label if isinstance(label, str) else format_label(label) for label in labels]
+        self.class_names = class_names(names, Path(source))
+        ids = label_ids(labels, self.class_names, source)
+        self.length = values.shape[1]
+        if cfg.window > self.length:
+            raise InputError(
+                f"--window {cfg.window} is longer than the series of {source} ({self.length} values); "
+                f"give at most {self.length}"
+            )
+        fit_index, val_index = list(range(len(ids))), []  # without val_fraction: validate on the training set
+        if cfg.val_fraction:
+            fit_index, val_index = stratified_split(ids.tolist(), cfg.val_fraction, cfg.seed)
+        fit_values = values[fit_index]  # (N_fit, T)
+        self.mean, self.std = fit_values.mean().item(), fit_values.std().item()
+        inputs = self._inputs(values)
+        fit = Examples([inputs[i] for i in fit_index], ids[fit_index])
+        val = Examples([inputs[i] for i in val_index], ids[val_index]) if cfg.val_fraction else fit
+        if verbose:
+            print(
+                f"classify: {len(fit_index)} series of {self.length} values to train on, classes "
+                f"{', '.join(self.class_names)}"
+            )
+        self._fit_members(lambda _: (fit, val), checkpoint_dir, resume, verbose)
+        return self
+
+    def _inputs(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """Raw series (N, T) -> the network's inputs, N tensors (S, window)."""
+        cfg = self.config
+        scaled = z_normalize(values, cfg.normalize, self.mean, self.std)
+        return list(sliding_windows(scaled, cfg.window, cfg.stride))
+
+    def _labelled(self, data, labels=None, label_column: str | None = None, delimiter: str | None = None):
+        """DATA in the training layout (label column optional; a file's label column is the training
+        file's unless given), or an array (N, T): the inputs, the labels' ids or None, a name."""
+        values, labels, lines, source = self._read(data, labels, label_column, delimiter)
+        ids = None if labels is None else label_ids(labels, self.class_names, source, lines)
+        return self._inputs(values), ids, source
+
+    def _read(self, data, labels=None, label_column: str | None = None, delimiter: str | None = None):
+        if label_column is None and self.label_column is not None:
+            label_column = str(self.label_column + 1)
+        values, labels, lines, _, source = as_series(data, labels, label_column, delimiter, self.length)
+        if values.shape[1] != self.length:
+            raise InputError(f"{source}: series of {values.shape[1]} values; the model reads {self.length}")
+        return values, labels, lines, source
+
+    def _network_options(self) -> dict:
+        return {"input_size": self.config.window}
+
+    @torch.no_grad()
+    def gates(self, data, row: int = 1) -> GateRecord:
+        """The gates while the model reads one series: DATA a file in the training layout (its ROW-th
+        series, from 1), an array of values, or numbers separated by commas ("0.1,0.5,2.3")."""
+        network = self._check_fitted().eval()
+        cfg = self.config
+        if isinstance(data, (str, Path)) and Path(data).is_file():
+            label_column = None if self.label_column is None else str(self.label_column + 1)
+            read = read_series(Path(data), label_column, None, self.length)
+            if row > len(read.lines):
+                raise InputError(f"--row {row}: {data} holds {len(read.lines)} series")
+            values, source = read.values[row - 1], f"{data}, series {row} (line {read.lines[row - 1]})"
+        elif isinstance(data, str):
+            values = torch.tensor(number_list(data), dtype=torch.float32)
+            source = f"{len(values)} values"
+        else:
+            values, source = (
+                torch.as_tensor(np.asarray(data, dtype=np.float32)).view(-1),
+                f"{np.size(data)} values",
+            )
+        inputs = self._inputs(values[None])[0]  # (S, window), scaled as in training
+        raw = sliding_windows(values[None], cfg.window, cfg.stride)[0]  # (S, window)
+        summary = self._class_summary(inputs)
+        if len(values) != self.length:
+            summary += (
+                f"; note: the model was trained on series of {self.length} values, this one has {len(values)}"
+            )
+        return GateRecord.from_trace(
+            network.gate_trace(inputs),
+            network.config["bidirectional"],
+            task=self.task,
+            title=f"series classifier: {source}",
+            tokens=[f"{v:.4g}" for v in raw[:, -1].tolist()],
+            token_kind="value",
+            summary=summary,
+            notes=[
+                f"reads values {start + 1} to {min(start + cfg.window, len(values))} of the series"
+                for start in range(0, len(raw) * cfg.stride, cfg.stride)
+            ],
+            series=raw[:, -1].tolist(),
+            series_name=f"the last of the {cfg.window} values each step reads",
+        )
+
+    def _reading_state(self) -> dict:
+        return {"length": self.length, "label_column": self.label_column, "mean": self.mean, "std": self.std}
+
+    def _restore_reading(self, state: dict) -> None:
+        self.length, self.label_column = state["length"], state["label_column"]
+        self.mean, self.std = state["mean"], state["std"]
+
+
+# ---- the command line ----------------------------------------------------------------------------------
 DESCRIPTION = """\
 Train an LSTM to tell classes of numeric series apart, then test it.
 
@@ -86,341 +263,90 @@ line per series: its line in DATA, the predicted class and that class's probabil
 layout of the training file; when its rows also hold the label column, the accuracy is printed last."""
 
 
-def add_commands(commands) -> None:
-    """Register `lstmkit classify train` and `lstmkit classify predict`."""
-    classify = commands.add_parser(
-        TASK,
-        help="classify numeric series (UCR format or CSV) with an LSTM",
-        description="Numeric sequence classification: 'train' a model, 'predict' with it.",
-    )
-    actions = classify.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
-    train = actions.add_parser(
-        "train",
-        help="train and test a classifier",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("data", metavar="DATA", type=Path, help="labelled series, one per row")
-    train.add_argument("--test", metavar="FILE", type=Path, help="labelled series to test on, as DATA")
-    add_table_arguments(train)
-    group = train.add_argument_group("data and model")
-    group.add_argument(
-        "--normalize",
-        choices=NORMALIZATIONS,
-        default="series",
-        help="z-normalise each series by its own mean and deviation, by those of the training values, "
-        "or not at all (default: %(default)s)",
-    )
-    group.add_argument(
-        "--window", metavar="N", type=positive_int, default=16, help="values per step (default: 16)"
-    )
-    group.add_argument(
-        "--stride", metavar="N", type=positive_int, default=4, help="values between windows (default: 4)"
-    )
-    group.add_argument(
-        "--test-fraction",
-        metavar="F",
-        type=fraction,
-        default=0.2,
-        help="held out to test without --test (default: 0.2)",
-    )
-    group.add_argument(
-        "--val-fraction",
-        metavar="F",
-        type=fraction,
-        default=0.0,
-        help="held out to stop early on (default: 0, none)",
-    )
-    add_model_arguments(
-        group, hidden_size=32, layers=1, pooling="mean", dropout=0.2, batch_size=8, members=MEMBERS
-    )
-    add_training_arguments(train, DEFAULTS)
-    train.set_defaults(run=run_train)
-
-    predict = actions.add_parser(
-        "predict",
-        help="classify series with a trained model",
-        description=PREDICT_DESCRIPTION,
-        epilog="example:\n  lstmkit classify predict ecg ECG200_TEST.txt",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    predict.add_argument(
-        "model_dir", metavar="DIR", type=Path, help="the --out directory of 'classify train'"
-    )
-    predict.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")
-    predict.set_defaults(run=run_predict)
-
-
-def fraction(text: str) -> float:
-    value = number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}")
-    return value
-
-
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reading CSV/TSV")
-    group.add_argument(
-        "--label-column",
-        metavar="C",
-        help="the label column: a header name or a number from 1 (default: detected)",
-    )
-    group.add_argument(
-        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
-    )
-
-
-def add_model_arguments(
-    group, hidden_size: int, layers: int, pooling: str, dropout: float, batch_size: int, members: int
-):
-    """The classifier's size and regularisation, with the task's defaults."""
-    for flag, kind, default, text in (
-        ("--hidden-size", positive_int, hidden_size, "LSTM units per direction"),
-        ("--layers", positive_int, layers, "stacked LSTM layers"),
-        ("--dropout", fraction, dropout, "dropout rate, from 0 to below 1"),
-        ("--batch-size", positive_int, batch_size, "sequences per training step"),
-        (
-            "--members",
-            positive_int,
-            members,
-            "networks trained one after another, each from its own seed; their logits are averaged "
-            "(an ensemble: N times the training time)",
-        ),
-    ):
-        metavar = "P" if kind is fraction else "N"
-        group.add_argument(
-            flag, metavar=metavar, type=kind, default=default, help=f"{text} (default: %(default)s)"
-        )
-    group.add_argument(
-        "--pooling",
-        choices=POOLINGS,
-        default=pooling,
-        help="how the LSTM's outputs become one vector: "
-        + "; ".join(f"{name}: {text}" for name, text in POOLINGS.items())
-        + " (default: %(default)s)",
-    )
-
-
-def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "hidden_size": args.hidden_size,
-        "num_layers": args.layers,
-        "pooling": args.pooling,
-        "dropout": args.dropout,
-        "members": args.members,
-    }
-
-
 def delimiter_option(args: argparse.Namespace) -> str | None:
     return None if args.delimiter is None else args.delimiter.replace("\\t", "\t")
 
 
-# ---- shared by the classification tasks ------------------------------------------------------------
-@dataclass
-class Outcome:
-    """One trained and tested split."""
-
-    model: SequenceClassifier | Ensemble
-    state: LoopState
-    predicted: torch.Tensor  # (N_test,) class indices
-    record: dict[str, Any]  # what metrics.json holds
-    saved: dict[str, Any]  # what config.json holds besides the task
-
-
-def classification_metrics(predicted: torch.Tensor, actual: torch.Tensor, names: list[str]) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows: actual class)."""
-    counts = torch.zeros(len(names), len(names), dtype=torch.long)
-    counts.index_put_((actual, predicted), torch.ones_like(actual), accumulate=True)
-    return {
-        "accuracy": accuracy(predicted, actual),
-        "per_class": per_class_scores(predicted, actual, names),
-        "confusion_matrix": {
-            "classes": names,
-            "rows": "actual",
-            "columns": "predicted",
-            "counts": counts.tolist(),
-        },
-        "test_size": len(actual),
-    }
-
-
-def member_jobs(
-    options: dict[str, Any], splits: Callable[[int], tuple[Examples, Examples]], batch_size: int, seed: int
-) -> list[ClassificationJob]:
-    """One job per network of OPTIONS (SequenceClassifier's, with "members"), each built from its own seed,
-    member k training and validating on SPLITS(k)."""
-    options = dict(options)
-    jobs = []
-    for k in range(options.pop("members")):
-        torch.manual_seed(member_seed(seed, k))
-        model = SequenceClassifier(**options)
-        jobs.append(ClassificationJob(model, *splits(k), batch_size, member_seed(seed, k)))
-    return jobs
-
-
-def member_seed(seed: int, member: int) -> int:
-    """The seed of an ensemble's MEMBER (from 0): the run's own for the first, far from other runs' after."""
-    return (seed + member * 1_000_003) % 2**32
-
-
-def train_and_test(
-    task: str,
-    jobs: list[ClassificationJob],
-    test: Examples,
-    config: TrainConfig,
-    out_dir: Path,
-    saved: dict,
-    resume: bool,
-) -> Outcome:
-    """Train each job's model (the members of an ensemble when more than one, on the same data) one after
-    another, the first in OUT_DIR, member k in OUT_DIR/member-k; test the model (their ensemble) on TEST
-    and write the report in OUT_DIR, with the first member's training curve."""
-    if not len(test.labels):
-        raise InputError("the test split is empty; give more examples of each class (or a test fraction > 0)")
-    started = time.monotonic()
-    states = []
-    for k, job in enumerate(jobs):
-        member_dir = out_dir / f"member-{k + 1}" if k else out_dir
-        trainer = Trainer(
-            job, replace(config, seed=member_seed(config.seed, k)), member_dir, unit="sequences"
-        )
-        done = resume and len(jobs) > 1 and finished_member(trainer)
-        states.append(done or trainer.fit(resume and (k == 0 or (member_dir / STATE_FILE).is_file())))
-    job = jobs[0]
-    model = job.model if len(jobs) == 1 else Ensemble.of([member.model for member in jobs])
-    predicted = SequenceClassifier.probabilities(predict_logits(model, test.inputs)).argmax(dim=1)
-    metrics = {
-        **classification_metrics(predicted, test.labels, saved["class_names"]),
-        "train_size": len(job.train.labels),
-        "validation_size": 0 if job.val is job.train else len(job.val.labels),  # 0: validated on train
-        "validation_loss": statistics.mean(state.best for state in states),  # each member's on its own split
-    }
-    saved = {"model": model.config, **saved}
-    record = write_report(out_dir, task, model, saved, metrics, states[0], config, started, "cross-entropy")
-    return Outcome(model, states[0], predicted, record, saved)
-
-
-def finished_member(trainer: Trainer) -> LoopState | None:
-    """For --resume: the loop state of an ensemble member that an earlier run trained to the end, with its
-    best weights put in the trainer's model; None when its directory holds no finished training."""
-    path = trainer.out_dir / STATE_FILE
-    meta = load_tensors(path)[1] if path.is_file() else {}
-    if not meta.get("loop", {}).get("stopped"):
-        return None
-    trainer.load_checkpoint()  # checks that the checkpoint is this run's
-    if trainer.best_weights is not None:
-        trainer.job.model.load_state_dict(trainer.best_weights)
-    return LoopState(**meta["loop"])
-
-
-def load_classifier(model_dir: Path, task: str) -> tuple[SequenceClassifier | Ensemble, dict[str, Any]]:
-    """The trained model in MODEL_DIR (InputError if it holds another task's) and its config."""
-    config, tensors = load_model(model_dir, task)
-    model = load_weights(build_classifier(config["model"]), tensors, model_dir)
-    return model.eval(), config
-
-
-def print_summary(headline: str, record: dict[str, Any], out_dir: Path) -> None:
-    """HEADLINE, the per-class scores of RECORD as a table, and where the files are."""
-    print(headline)
-    print(f"  {'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
-    for name, scores in record["per_class"].items():
-        print(
-            f"  {name:<12} {scores['precision']:>9.3f} {scores['recall']:>7.3f} {scores['f1']:>7.3f} "
-            f"{scores['support']:>8}"
-        )
-    print(f"wrote {out_dir}/: model.safetensors, config.json, metrics.json, loss_curve.png")
-
-
-# ---- classify ------------------------------------------------------------------------------------
-def series_inputs(values: torch.Tensor, saved: dict[str, Any]) -> list[torch.Tensor]:
-    """Raw series (N, T) -> the model's inputs, N tensors (S, window)."""
-    scaled = z_normalize(values, saved["normalize"], saved["mean"], saved["std"])
-    return list(sliding_windows(scaled, saved["window"], saved["stride"]))
-
-
-def run_train(args: argparse.Namespace) -> None:
-    config, delimiter = train_config(args), delimiter_option(args)
-    train = read_series(args.data, args.label_column, delimiter)
-    names = class_names(train.labels, args.data)
-    labels = label_ids(train, names, args.data)
-    length = train.values.shape[1]
-    if args.window > length:
-        raise InputError(
-            f"--window {args.window} is longer than the series of {args.data} ({length} values); "
-            f"give at most {length}"
-        )
+def train(clf: SeriesClassifier, args: argparse.Namespace, out_dir: Path) -> Outcome:
+    delimiter = delimiter_option(args)
+    data: LabelledSeries = read_series(args.data, args.label_column, delimiter)
+    names = class_names(data.labels, args.data)
+    ids = label_ids(data.labels, names, str(args.data), data.lines).tolist()
     if args.test is None:
-        train_index, test_index = stratified_split(labels, args.test_fraction, args.seed)
+        kept, held = stratified_split(ids, args.test_fraction, args.seed)
+        train_values, train_labels = data.values[kept], [data.labels[i] for i in kept]
+        test, tested_on = (data.values[held], [data.labels[i] for i in held]), "held out"
     else:
-        test = read_series(args.test, str(train.label_column + 1), delimiter, train.values.shape[1])
-        if test.labels is None:
-            raise InputError(
-                f"{args.test}: has no label column; --test needs labelled series like {args.data}"
-            )
-        train_index = list(range(len(labels)))
-    fit_index, val_index = train_index, []  # without --val-fraction: validate on the training set
-    if args.val_fraction:
-        kept, held = stratified_split([labels[i] for i in train_index], args.val_fraction, args.seed)
-        fit_index, val_index = [train_index[i] for i in kept], [train_index[i] for i in held]
-    fit_values = train.values[fit_index]  # (N_fit, T)
-    saved = {
-        "class_names": names,
-        "length": train.values.shape[1],
-        "label_column": train.label_column,
-        "normalize": args.normalize,
-        "mean": fit_values.mean().item(),
-        "std": fit_values.std().item(),
-        "window": args.window,
-        "stride": args.stride,
-    }
-    inputs = series_inputs(train.values, saved)
-
-    def examples(index: list[int]) -> Examples:
-        return Examples([inputs[i] for i in index], torch.tensor([labels[i] for i in index]))
-
-    if args.test is None:
-        test_examples = examples(test_index)
-    else:
-        test_examples = Examples(
-            series_inputs(test.values, saved), torch.tensor(label_ids(test, names, args.test))
-        )
-    out_dir = prepare_out_dir(args.out)
-    fit = examples(fit_index)
-    val = examples(val_index) if args.val_fraction else fit
-    options = {"num_classes": len(names), "input_size": args.window, **model_options(args)}
-    jobs = member_jobs(options, lambda _: (fit, val), args.batch_size, args.seed)
-    print(
-        f"classify: {len(fit_index)} series of {saved['length']} values to train on, classes "
-        f"{', '.join(names)}; testing on {len(test_examples.labels)} "
-        f"({args.test if args.test is not None else 'held out'})"
-    )
-    outcome = train_and_test(TASK, jobs, test_examples, config, out_dir, saved, args.resume)
-    record = outcome.record
-    print_summary(f"accuracy {record['accuracy']:.4f} on {record['test_size']} test series", record, out_dir)
+        train_values, train_labels = data.values, data.labels
+        test, tested_on = (args.test,), str(args.test)
+    clf.fit(train_values, train_labels, checkpoint_dir=out_dir, resume=args.resume)
+    clf.label_column = data.label_column  # the file's layout, for 'classify predict' and 'inspect'
+    record = clf.evaluate(*test, delimiter=delimiter)
+    headline = f"accuracy {record['accuracy']:.4f} on {record['test_size']} test series ({tested_on})"
+    return Outcome(clf.summary(headline), f"Classify more with: lstmkit classify predict {out_dir} DATA")
 
 
-def label_ids(series: LabelledSeries, names: list[str], path: Path) -> list[int]:
-    index = {name: label for label, name in enumerate(names)}
-    for label, line in zip(series.labels, series.lines):
-        if label not in index:
-            raise InputError(
-                f"{path}: line {line}: class {label!r} is not one the model knows ({', '.join(names)})"
-            )
-    return [index[label] for label in series.labels]
-
-
-def run_predict(args: argparse.Namespace) -> None:
-    model, saved = load_classifier(args.model_dir, TASK)
-    names = saved["class_names"]
-    label_column = None if saved["label_column"] is None else str(saved["label_column"] + 1)
-    data = read_series(args.data, label_column, None, saved["length"])
-    probabilities = SequenceClassifier.probabilities(predict_logits(model, series_inputs(data.values, saved)))
-    confidence, predicted = probabilities.max(dim=1)  # (N,) each
+def predict(args: argparse.Namespace) -> None:
+    clf = SeriesClassifier.load(args.model_dir)
+    values, labels, lines, source = clf._read(args.data)
+    probabilities = clf.predict_proba(values)
     print("line\tclass\tprobability")
-    for line, label, probability in zip(data.lines, predicted.tolist(), confidence.tolist()):
-        print(f"{line}\t{names[label]}\t{probability:.4f}")
-    if data.labels is not None:
-        actual = torch.tensor(label_ids(data, names, args.data))
+    for line, row in zip(lines, probabilities):
+        print(f"{line}\t{clf.class_names[row.argmax()]}\t{row.max():.4f}")
+    if labels is not None:
+        actual = label_ids(labels, clf.class_names, source, lines)
+        predicted = torch.from_numpy(probabilities.argmax(axis=1))
         print(f"accuracy {accuracy(predicted, actual):.4f} on {len(actual)} series")
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """`lstmkit classify train|predict`."""
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    groups = add_train_command(
+        actions,
+        SeriesClassifier,
+        train,
+        help="train and test a classifier",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+    )
+    data = groups["data"]
+    data.add_argument("data", metavar="DATA", type=Path, help="labelled series, one per row")
+    data.add_argument("--test", metavar="FILE", type=Path, help="labelled series to test on, as DATA")
+    data.add_argument(
+        "--test-fraction",
+        metavar="F",
+        type=RATE.parse,
+        default=0.2,
+        help="held out to test without --test (default: 0.2)",
+    )
+    data.add_argument(
+        "--label-column",
+        metavar="C",
+        help="the label column: a header name or a number from 1 (default: detected)",
+    )
+    data.add_argument(
+        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
+    )
+
+    p = actions.add_parser(
+        "predict",
+        help="classify series with a trained model",
+        description=f"{PREDICT_DESCRIPTION}\n{python_line(SeriesClassifier, '.load(DIR).predict(DATA)')}",
+        epilog="example:\n  lstmkit classify predict ecg ECG200_TEST.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_dir_argument(p, "classify")
+    p.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")
+    p.set_defaults(run=predict)
+
+
+register(
+    Task(
+        "classify",
+        "classify numeric series (UCR format or CSV) with an LSTM",
+        add_commands,
+        SeriesClassifier,
+        "Numeric sequence classification: 'train' a model, 'predict' with it.",
+    )
+)

@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lstmkit.data.text import CharVocab, load_bundled_text, split_train_val
+from lstmkit.config import POSITIVE, SEED
+from lstmkit.data.text import load_bundled_text
 from lstmkit.files import write_atomic
-from lstmkit.inspect.record import GateRecord
-from lstmkit.models.charlm import CharLM
-from lstmkit.tasks.charlm import LOSS_NAME, TASK, CharLMJob, build_model, format_loss, mean_loss, model_config
-from lstmkit.tasks.common import number, prepare_out_dir, seed_number, write_report
-from lstmkit.tasks.inspect import charlm_gates
-from lstmkit.train.loop import TrainConfig, Trainer
+from lstmkit.plots.record import GateRecord
+from lstmkit.tasks import registry
+from lstmkit.tasks.estimator import prepare_out_dir
+from lstmkit.tasks.registry import Task
 
 SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
 SHOWN_UNITS = 8  # units in gates.png
@@ -48,24 +46,10 @@ examples:
   lstmkit demo --seconds 600 --out run  ten minutes: lower loss, better samples"""
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type for --seconds: a finite number greater than 0."""
-    seconds = number(text)
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
-    return seconds
-
-
-def add_commands(commands) -> None:
-    """Register `lstmkit demo`."""
-    demo = commands.add_parser(
-        "demo",
-        help="train a small character model for a minute and show its gates at work",
-        description=DEMO_DESCRIPTION,
-        epilog=DEMO_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    demo.add_argument(
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """`lstmkit demo`."""
+    parser.epilog = DEMO_EXAMPLES
+    parser.add_argument(
         "--out",
         metavar="DIR",
         type=Path,
@@ -73,105 +57,87 @@ def add_commands(commands) -> None:
         help="directory for the model, samples, pictures and trace, created if missing; earlier files there "
         "are replaced (default: ./lstmkit-demo)",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--seconds",
         metavar="S",
-        type=positive_seconds,
+        type=POSITIVE.parse,
         default=60.0,
         help="training time budget in seconds (default: 60)",
     )
-    demo.add_argument(
+    parser.add_argument(
         "--seed",
         metavar="N",
-        type=seed_number,
+        type=SEED.parse,
         default=0,
         help="seed for the initial weights and the samples (default: 0)",
     )
-    demo.set_defaults(run=lambda args: run_demo(args.out, args.seconds, args.seed))
+    parser.set_defaults(run=lambda args: run_demo(args.out, args.seconds, args.seed))
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """Sizes chosen so that a minute on two CPU cores visibly teaches the model something."""
-
-    embed_size: int = 64  # the 66 ids need few dimensions
-    hidden_size: int = 128  # small enough to train fast, big enough to learn words in a minute
-    num_layers: int = 2  # a stacked LSTM, as in the tutorials; the trace shows the top layer
-    batch_size: int = 64  # streams trained side by side; more cost little extra time per step
-    seq_len: int = 64  # BPTT window; the state still flows on across windows
-    learning_rate: float = 3e-3  # AdamW; high enough for a short run
-    grad_clip: float = 1.0  # max gradient norm, against exploding gradients
-    prompt: str = "ROMEO:\n"  # where both samples start
-    sample_length: int = 300  # characters per sample
-    temperature: float = 0.8  # a little below 1: fewer typos, still varied
+# Sizes chosen so that a minute on two CPU cores visibly teaches the model something: the 66 ids need
+# few dimensions; 2 layers of 128 train fast and learn words in a minute; 64 streams of 64 characters
+# per batch cost little more per step than fewer; a high learning rate for a short run; the budget alone
+# ends training, with one validation at the end.
+DEMO_MODEL = {
+    "embed_size": 64,
+    "hidden_size": 128,
+    "num_layers": 2,
+    "dropout": 0.0,
+    "batch_size": 64,
+    "seq_len": 64,
+    "lr": 3e-3,
+    "grad_clip": 1.0,
+    "epochs": 1000,
+    "patience": 0,
+    "schedule": "constant",
+    "eval_every": 10**9,
+    "checkpoint_every": 10**9,
+}
+PROMPT, SAMPLE_LENGTH, TEMPERATURE = "ROMEO:\n", 300, 0.8  # both samples; a little below 1: fewer typos
 
 
 def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: int = 0) -> None:
-    """Train a CharLM on the bundled tinyshakespeare for SECONDS, print what changed, write OUT_DIR."""
+    """Train a character model on the bundled tinyshakespeare for SECONDS; print what changed; write
+    OUT_DIR."""
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"seconds must be a positive number, got {seconds}")
     started = time.monotonic()
     out_dir = prepare_out_dir(Path(out_dir))
-    config = DemoConfig()
-    torch.manual_seed(seed)
-    text = load_bundled_text()
-    vocab = CharVocab.from_text(text)
-    train_ids, val_ids = split_train_val(vocab.encode(text))
-    described = model_config(
-        vocab, config.embed_size, config.hidden_size, config.num_layers, 0.0, config.seq_len
-    )
-    model = build_model(described)
+    lm = registry.get("charlm").estimator(**DEMO_MODEL, minutes=seconds / 60, seed=seed)
+    lm.initialize(load_bundled_text())
+    cfg, vocab = lm.config, lm.vocab
     print(f"lstmkit demo: a character-level LSTM learns to write like Shakespeare (seed {seed}).")
     print(
-        f"Model: embedding {config.embed_size} -> LSTM {config.num_layers} layers x {config.hidden_size} "
-        f"units -> linear {len(vocab)} characters; {sum(p.numel() for p in model.parameters()):,} parameters."
+        f"Model: embedding {cfg.embed_size} -> LSTM {cfg.num_layers} layers x {cfg.hidden_size} "
+        f"units -> linear {len(vocab)} characters; {lm.parameter_count():,} parameters."
     )
     print(
-        f"Data: tinyshakespeare (bundled), {len(train_ids):,} characters to learn from, "
-        f"the last {len(val_ids):,} (10%) held out for validation.\n"
+        f"Data: tinyshakespeare (bundled), {len(lm.train_ids):,} characters to learn from, "
+        f"the last {len(lm.val_ids):,} (10%) held out for validation.\n"
         f"Validation loss: lower is better; guessing uniformly among the {len(vocab)} characters "
         f"scores {format_loss(math.log(len(vocab)))}.\n"
     )
 
-    before = Snapshot.take(model, vocab, val_ids, config, seed)
-    before.show("Before training", config)
+    before = Snapshot.take(lm, seed)
+    before.show("Before training")
     print(
-        f"\nTraining for {seconds:g} s: batches of {config.batch_size} x {config.seq_len} characters, "
-        f"Adam (lr {config.learning_rate:g}), gradient norm clipped at {config.grad_clip:g}, "
+        f"\nTraining for {seconds:g} s: batches of {cfg.batch_size} x {cfg.seq_len} characters, "
+        f"Adam (lr {cfg.lr:g}), gradient norm clipped at {cfg.grad_clip:g}, "
         "state carried from batch to batch."
     )
-    job = CharLMJob(model, train_ids, val_ids, config.batch_size, config.seq_len)
-    train = TrainConfig(
-        epochs=1000,  # the time budget ends training
-        minutes=seconds / 60,
-        lr=config.learning_rate,
-        grad_clip=config.grad_clip,
-        patience=0,
-        schedule="constant",
-        eval_every=10**9,  # validate once, at the end
-        checkpoint_every=10**9,
-        seed=seed,
-    )
-    state = Trainer(job, train, out_dir, unit="chars").fit()
-    steps = state.step
-    after = Snapshot.take(model, vocab, val_ids, config, seed)
-    metrics = {"val_loss": after.loss, "val_bpc": after.loss / math.log(2)}
-    write_report(out_dir, TASK, model, described, metrics, state, train, started, LOSS_NAME)
-    after.show(
-        f"\nAfter training ({steps:,} steps, {steps * config.batch_size * config.seq_len:,} characters)",
-        config,
-    )
+    lm.fit(checkpoint_dir=out_dir)
+    steps = lm.training_state.step
+    after = Snapshot.take(lm, seed)
+    lm.save(out_dir)
+    after.show(f"\nAfter training ({steps:,} steps, {steps * cfg.batch_size * cfg.seq_len:,} characters)")
 
-    model.eval()
-    record = charlm_gates(
-        model, vocab, SENTENCE, f"the demo's character model after {seconds:g} s of training"
-    )
-    last, stops = config.num_layers - 1, [i for i, char in enumerate(SENTENCE) if char == "."]
+    record = lm.gates(SENTENCE, f"the demo's character model after {seconds:g} s of training")
+    last, stops = cfg.num_layers - 1, [i for i, char in enumerate(SENTENCE) if char == "."]
     units = reset_units(record.values["forget_gate"][last], stops, SHOWN_UNITS)
     print("\n" + gate_table(SENTENCE, record, units[0], last))
 
-    from lstmkit.inspect.gates import plot_gate_heatmaps, plot_gate_summary
-    from lstmkit.inspect.html import write_html
+    from lstmkit.plots.gates import plot_gate_heatmaps, plot_gate_summary
+    from lstmkit.plots.html import write_html
 
     why = f"the {SHOWN_UNITS} whose forget gate drops most at the full stops (outlined in red)"
     plot_gate_heatmaps(record, out_dir / "gates.png", units=units, rows=[last], why=why, marks=stops)
@@ -180,7 +146,7 @@ def run_demo(out_dir: str | Path = "lstmkit-demo", seconds: float = 60.0, seed: 
     write_atomic(out_dir / "trace.json", json.dumps(record.to_json()) + "\n")
     write_atomic(
         out_dir / "samples.txt",
-        f"Prompt: {config.prompt!r}, temperature {config.temperature:g}, seed {seed}\n\n"
+        f"Prompt: {PROMPT!r}, temperature {TEMPERATURE:g}, seed {seed}\n\n"
         f"--- before training (validation loss {format_loss(before.loss)}) ---\n{before.sample}\n\n"
         f"--- after {seconds:g} s of training, {steps:,} steps "
         f"(validation loss {format_loss(after.loss)}) ---\n{after.sample}\n",
@@ -211,16 +177,14 @@ class Snapshot:
     sample: str
 
     @classmethod
-    def take(cls, model: CharLM, vocab: CharVocab, val_ids: torch.Tensor, config: DemoConfig, seed: int):
-        generator = torch.Generator().manual_seed(seed)
-        ids = model.sample(vocab.encode(config.prompt), config.sample_length, config.temperature, generator)
-        loss = mean_loss(model, val_ids, 2 * config.batch_size, config.seq_len)
-        return cls(loss, config.prompt + vocab.decode(ids))
+    def take(cls, lm, seed: int) -> Snapshot:
+        sample = PROMPT + lm.sample(PROMPT, SAMPLE_LENGTH, TEMPERATURE, seed)
+        return cls(lm.evaluate()["val_loss"], sample)
 
-    def show(self, title: str, config: DemoConfig) -> None:
+    def show(self, title: str) -> None:
         print(title)
         print(f"  validation loss: {format_loss(self.loss)}")
-        print(f"  sample (temperature {config.temperature:g}):")
+        print(f"  sample (temperature {TEMPERATURE:g}):")
         print(textwrap.indent(self.sample, "    | ", predicate=lambda line: True))
 
 
@@ -267,3 +231,17 @@ def gate_table(sentence: str, record: GateRecord, unit: int, row: int) -> str:
         f"elsewhere: {verdict}"
     )
     return "\n".join(lines)
+
+
+def format_loss(nats: float) -> str:
+    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
+
+
+registry.register(
+    Task(
+        "demo",
+        "train a small character model for a minute and show its gates at work",
+        add_commands,
+        description=DEMO_DESCRIPTION,
+    )
+)

@@ -1,4 +1,4 @@
-"""`lstmkit forecast`: forecast a column of a CSV file H steps ahead. train CSV, predict DIR CSV.
+"""`lstmkit forecast`, `lstmkit.Forecaster`: forecast a column of a CSV file (or DataFrame) H steps ahead.
 
 The series is split in time: the test part at the end, a validation part (for early stopping) at the end
 of what remains, the training part before it. An LSTM reads a window of W steps and emits the next H
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
+from lstmkit.config import POSITIVE_INT, REQUIRED, number, option, with_defaults
+from lstmkit.data.sequences import number_list
+from lstmkit.data.series_encoding import Encoding, gather_changes, gather_windows
 from lstmkit.data.timeseries import (
+    STEPLESS,
     Series,
     detect_season,
     load_series,
@@ -28,30 +32,15 @@ from lstmkit.data.timeseries import (
 )
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
-from lstmkit.models.forecaster import (
-    Encoding,
-    Forecaster,
-    gather_changes,
-    gather_windows,
-    naive_forecast,
-    seasonal_naive_forecast,
-)
-from lstmkit.tasks.common import (
-    add_training_arguments,
-    number,
-    positive_int,
-    prepare_out_dir,
-    train_config,
-    write_report,
-)
+from lstmkit.models.forecaster import ForecastNetwork
+from lstmkit.plots.record import GateRecord
+from lstmkit.tasks.estimator import Estimator
+from lstmkit.tasks.registry import Task, register
+from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
 from lstmkit.train import distributed
-from lstmkit.train.checkpoint import load_model, load_weights
-from lstmkit.train.loop import TrainConfig, Trainer
+from lstmkit.train.loop import TrainConfig
 from lstmkit.train.metrics import mae, mase, rmse
 
-TASK = "forecast"
-LOSS_NAME = "mean squared error of the scaled changes"
-DEFAULTS = TrainConfig(epochs=300, minutes=3.0, lr=1e-3, patience=30, schedule="constant", grad_clip=1.0)
 FORECAST_PNG = "forecast.png"
 FORECAST_CSV = "forecast.csv"
 VALIDATION_FRACTION = 0.15  # of the training part, at its end, for early stopping
@@ -62,6 +51,32 @@ SAMPLES_PER_EPOCH = 4096  # windows per epoch at most, so that long series still
 SMALL_DATA = 1000  # training windows; fewer get a small model, which cannot memorise them
 SMALL_HIDDEN, LARGE_HIDDEN = 8, 32  # LSTM units for small and large data
 STEP_NAMES = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter"}
+LONG_FORMAT = ("unique_id", "ds", "y")  # Nixtla's column names, as Darts and NeuralForecast users hold data
+AUTO = ("auto", "yes", "no")
+
+
+@with_defaults(epochs=300, minutes=3.0, lr=1e-3, patience=30, schedule="constant", grad_clip=1.0)
+class ForecastConfig(TrainConfig):
+    """What the forecaster reads and how large it is; None: chosen from the data."""
+
+    horizon: int = option(REQUIRED, "steps to forecast", POSITIVE_INT, metavar="H", group="data")
+    season: int | None = option(
+        None, "season length in steps (default: detected)", POSITIVE_INT, group="data"
+    )
+    window: int | None = option(
+        None, "steps the model reads (default: 2-3 seasons)", POSITIVE_INT, group="data"
+    )
+    log: str = option("auto", "log-transform", choices=AUTO, group="data")
+    seasonal_diff: str = option("auto", "feed differences from one season before", choices=AUTO, group="data")
+    hidden_size: int | None = option(
+        None,
+        f"LSTM units (default: {SMALL_HIDDEN} below {SMALL_DATA} training windows, else {LARGE_HIDDEN})",
+        POSITIVE_INT,
+    )
+    num_layers: int = option(1, "stacked LSTM layers", POSITIVE_INT, flag="--layers")
+    batch_size: int | None = option(
+        None, "windows per optimizer step (default: 32, fewer when there are under 128 windows)", POSITIVE_INT
+    )
 
 
 @dataclass(frozen=True)
@@ -78,12 +93,12 @@ class Split:
 class ForecastJob:
     """What the Trainer needs: shuffled batches of training origins, their loss, the validation loss.
 
-    The training loss scores the forecasts made at every step of each window (see `Forecaster`); the
+    The training loss scores the forecasts made at every step of each window (see `ForecastNetwork`); the
     validation loss only the last step's, the forecast proper.
     """
 
     def __init__(
-        self, model: Forecaster, inputs, levels, split: Split, window: int, batch_size: int, seed: int
+        self, model: ForecastNetwork, inputs, levels, split: Split, window: int, batch_size: int, seed: int
     ):
         self.model, self.inputs, self.levels, self.split = model, inputs, levels, split
         self.window, self.batch_size, self.seed = window, batch_size, seed
@@ -114,12 +129,12 @@ class ForecastJob:
 
 
 # ---- choices -------------------------------------------------------------------------------------------
-def count_test_steps(test_size: float, steps: int, csv_path: Path) -> int:
-    """--test-size as a count of steps: a fraction of the series (0 < f < 1) or a whole number."""
+def count_test_steps(test_size: float, steps: int, source: str) -> int:
+    """test_size as a count of steps: a fraction of the series (0 < f < 1) or a whole number."""
     count = round(test_size * steps) if test_size < 1 else int(test_size)
     if not 1 <= count < steps:
         raise InputError(
-            f"{csv_path}: --test-size {test_size:g} leaves {count} of {steps} steps for testing; give a "
+            f"{source}: --test-size {test_size:g} leaves {count} of {steps} steps for testing; give a "
             f"fraction between 0 and 1 or a count from 1 to {steps - 1}"
         )
     return count
@@ -133,25 +148,25 @@ def default_window(season: int, available: int) -> int:
     return max(1, min(window, available // 2))
 
 
-def choose_encoding(args, series: Series, n_train: int, season: int, window: int) -> Encoding:
-    """log, seasonal differencing and season inputs: from the flags, or (auto) from the training part."""
+def choose_encoding(
+    config: ForecastConfig, series: Series, n_train: int, season: int, window: int
+) -> Encoding:
+    """log, seasonal differencing and season inputs: from the config, or (auto) from the training part."""
     train = series.values[:n_train]
-    log = args.log == "yes" or (args.log == "auto" and spread_grows_with_level(train, season))
+    log = config.log == "yes" or (config.log == "auto" and spread_grows_with_level(train, season))
     if log and (train <= 0).any():
         raise InputError(
             f"--log yes needs a positive series, but {series.target} has values <= 0; use --log no"
         )
     strength = seasonal_strength(np.log(train) if log else train, season)
-    seasonal_diff = args.seasonal_diff == "yes" or (
-        args.seasonal_diff == "auto" and strength >= STRONG_SEASON and season <= window
+    seasonal_diff = config.seasonal_diff == "yes" or (
+        config.seasonal_diff == "auto" and strength >= STRONG_SEASON and season <= window
     )
     season_inputs = season > 1 and not seasonal_diff and strength >= CLEAR_SEASON
     return Encoding.fit(series, n_train, season, log, seasonal_diff, season_inputs)
 
 
-def split_series(
-    series: Series, n_test: int, horizon: int, window: int, encoding: Encoding, csv_path
-) -> Split:
+def split_series(series: Series, n_test: int, horizon: int, window: int, encoding: Encoding, source) -> Split:
     steps = len(series.values)
     n_train = steps - n_test
     if horizon > n_test:
@@ -166,7 +181,7 @@ def split_series(
         need = first + horizon + n_validation + n_test + 1
         season = f" + season {encoding.season} (seasonal differencing)" if encoding.offset else ""
         raise InputError(
-            f"{csv_path}: {steps} steps are too few for window {window}{season} + horizon {horizon} + "
+            f"{source}: {steps} steps are too few for window {window}{season} + horizon {horizon} + "
             f"validation {n_validation} + test {n_test}: need at least {need}; use a smaller --window, "
             "--horizon or --test-size, or a longer series"
         )
@@ -174,108 +189,372 @@ def split_series(
     return Split(train, validation, torch.arange(n_train - 1, steps - horizon), n_train, n_validation)
 
 
-# ---- train ---------------------------------------------------------------------------------------------
-def train(args: argparse.Namespace) -> None:
-    started = time.monotonic()
-    series = load_series(args.csv, args.target, args.time, args.features)
-    steps = len(series.values)
-    n_test = count_test_steps(args.test_size, steps, args.csv)
-    n_train = steps - n_test
-    if args.season and args.season >= n_train:
-        raise InputError(
-            f"--season {args.season} is out of range: {args.csv} has {n_train} steps before the test part; "
-            f"give a season of at most {n_train - 1}, or leave --season out to detect it"
+def score(forecast: np.ndarray, actual: np.ndarray, train: np.ndarray, season: int) -> dict[str, float]:
+    """RMSE, MAE and MASE (scaled by the in-sample seasonal naive MAE of the training part)."""
+    f, a, t = (torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for v in (forecast, actual, train))
+    return {"rmse": rmse(f, a), "mae": mae(f, a), "mase": mase(f, a, t, season)}
+
+
+def source_name(data) -> str:
+    return str(data) if isinstance(data, (str, Path)) else "DataFrame"
+
+
+def numbers_series(target: str, values) -> Series:
+    """A bare series of the target's values, oldest first (no times, no features)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or not np.isfinite(values).all():
+        raise InputError("the values must be one list of finite numbers (no nan or inf), oldest first")
+    return Series(target, values, np.zeros((len(values), 0)), [], 0, {}, None, STEPLESS, "step")
+
+
+class Forecaster(Estimator):
+    """Forecasts a column H steps ahead from the W steps before (a CSV file or a pandas DataFrame: one
+    row per step, a column per variable; or Nixtla's long format ``unique_id, ds, y`` for one series).
+
+        fc = lstmkit.Forecaster(horizon=12).fit("sales.csv", target="sales", test_size=24)
+        fc.evaluate()                  # RMSE, MAE, MASE on the test part, the naive baselines beside them
+        fc.predict()                   # a DataFrame: the H steps after the end of the data
+        fc.gates("sales.csv")          # the gates while the model reads its last window
+
+    ``fit`` holds the last ``test_size`` steps out (a fraction or a count), early-stops on the end of what
+    remains, and fits every scale on the training part only; season, window, log and seasonal
+    differencing are chosen from the training part unless given.
+    """
+
+    task = "forecast"
+    Config = ForecastConfig
+    loss_name = "mean squared error of the scaled changes"
+    unit = "windows"
+
+    def fit(
+        self,
+        data,
+        target: str | None = None,
+        *,
+        time: list[str] | None = None,
+        features: list[str] | tuple[str, ...] = (),
+        test_size: float = 0.2,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        verbose: bool = True,
+        **training,
+    ) -> Forecaster:
+        """Train on DATA (a CSV path or DataFrame) to forecast TARGET (with long-format columns
+        ``unique_id, ds, y``: y); TIME names the time column(s) (default: detected), FEATURES other
+        input columns; the last TEST_SIZE steps are held out for ``evaluate``."""
+        self._configure(training)
+        cfg = self.config
+        self.source = source_name(data)
+        target, time = self._columns(data, target, time)
+        series = load_series(data, target, time, list(features))
+        steps = len(series.values)
+        n_test = count_test_steps(test_size, steps, self.source)
+        n_train = steps - n_test
+        if cfg.season and cfg.season >= n_train:
+            raise InputError(
+                f"--season {cfg.season} is out of range: {self.source} has {n_train} steps before the test "
+                f"part; give a season of at most {n_train - 1}, or leave --season out to detect it"
+            )
+        if cfg.season:
+            self.season, self.season_from = cfg.season, "--season"
+        else:
+            self.season, self.season_from = detect_season(series.values[:n_train], series.clock.frequency)
+        self.window = cfg.window or default_window(self.season, n_train - self.season)
+        self.encoding = choose_encoding(cfg, series, n_train, self.season, self.window)
+        split = split_series(series, n_test, cfg.horizon, self.window, self.encoding, self.source)
+        self.series, self.split, self.steps = series, split, steps
+        self.columns = {
+            "target": series.target,
+            "time": series.time_name.split("+") if series.times is not None else [],
+            "features": list(features),
+            "categories": series.categories,
+            "frequency": series.clock.frequency,
+        }
+        self.input_size = self.encoding.input_size(series)
+        torch.manual_seed(cfg.seed)
+        self.hidden_size = cfg.hidden_size or (
+            SMALL_HIDDEN if len(split.train) < SMALL_DATA else LARGE_HIDDEN
         )
-    season, reason = (
-        (args.season, "--season")
-        if args.season
-        else detect_season(series.values[:n_train], series.clock.frequency)
-    )
-    window = args.window or default_window(season, n_train - season)
-    encoding = choose_encoding(args, series, n_train, season, window)
-    split = split_series(series, n_test, args.horizon, window, encoding, args.csv)
-    out_dir = prepare_out_dir(args.out)
-    config = train_config(args)
-    torch.manual_seed(config.seed)
-    hidden_size = args.hidden_size or (SMALL_HIDDEN if len(split.train) < SMALL_DATA else LARGE_HIDDEN)
-    batch_size = args.batch_size or min(32, max(1, len(split.train) // 4))
-    model = Forecaster(encoding.input_size(series), args.horizon, hidden_size, args.layers)
-    describe_run(args, series, split, season, reason, window, encoding, model)
+        batch_size = cfg.batch_size or min(32, max(1, len(split.train) // 4))
+        network = self._build_network()
+        if verbose:
+            self._describe(network)
+        inputs, levels = (
+            self.encoding.inputs(series),
+            self.encoding.scaled_levels(series.values),
+        )  # (N, C), (N,)
+        job = ForecastJob(network, inputs, levels, split, self.window, batch_size, cfg.seed)
+        self._finish_fit(network, self._train(job, checkpoint_dir, resume, verbose))
+        return self
 
-    inputs, levels = encoding.inputs(series), encoding.scaled_levels(series.values)  # (N, C), (N,)
-    job = ForecastJob(model, inputs, levels, split, window, batch_size, config.seed)
-    state = Trainer(job, config, out_dir, unit="windows").fit(resume=args.resume)
+    @staticmethod
+    def _columns(data, target: str | None, time: list[str] | None) -> tuple[str, list[str] | None]:
+        """TARGET and TIME, or Nixtla's y and ds (a single series: its unique_id column is dropped)."""
+        if target is not None:
+            return target, time
+        columns = list(getattr(data, "columns", []))
+        if isinstance(data, (str, Path)) and Path(data).is_file():
+            with open(data, encoding="utf-8-sig", errors="replace", newline="") as file:
+                columns = next(csv.reader(file), [])
+        if "y" not in columns:
+            raise InputError(
+                f"{source_name(data)}: which column to forecast? Give target= (--target COL), or name the "
+                f"columns {', '.join(LONG_FORMAT)} as Nixtla's tools do"
+            )
+        if "unique_id" in columns and hasattr(data, "columns") and data["unique_id"].nunique() > 1:
+            raise InputError(
+                f"DataFrame: holds {data['unique_id'].nunique()} series (unique_id); this forecaster models "
+                "one series at a time: choose one, e.g. df[df.unique_id == 'H1']"
+            )
+        return "y", time if time is not None else (["ds"] if "ds" in columns else None)
 
-    origins, forecasts, scores = evaluate(model, encoding, series, split, window, season, args.horizon)
-    model_config = {
-        "input_size": encoding.input_size(series),
-        "horizon": args.horizon,
-        "hidden_size": hidden_size,
-        "num_layers": args.layers,
-        "window": window,
-        "target": series.target,
-        "time": series.time_name.split("+") if series.times is not None else [],
-        "features": args.features,
-        "categories": series.categories,
-        "frequency": series.clock.frequency,
-        "encoding": encoding.to_dict(),
-    }
-    metrics = {
-        **scores["LSTM"],
-        "baselines": {name: scores[name] for name in ("naive", "seasonal_naive")},
-        "horizon": args.horizon,
-        "season": season,
-        "season_from": reason,
-        "window": window,
-        "series_steps": steps,
-        "train_steps": n_train - split.n_validation,
-        "validation_steps": split.n_validation,
-        "test_steps": n_test,
-        "forecast_origins": len(origins),
-        "encoding": encoding.to_dict(),
-        "missing_values": series.missing,
-        "data_notes": series.notes,
-    }
-    write_report(out_dir, TASK, model, model_config, metrics, state, config, started, LOSS_NAME)
-    if distributed.is_main():
-        plot(out_dir / FORECAST_PNG, args, series, origins, forecasts, scores, season, n_test)
-    print(f"Stopped: {state.stopped}; the weights of the best validation (step {state.best_step}) are kept.")
-    print(score_table(scores, len(origins), args.horizon))
-    print(f"Wrote {out_dir}/model.safetensors, config.json, metrics.json, loss_curve.png and {FORECAST_PNG}.")
-    print(f"Forecast beyond the data with: lstmkit forecast predict {out_dir} {args.csv}")
+    def _describe(self, network: ForecastNetwork) -> None:
+        series, split, encoding, cfg = self.series, self.split, self.encoding, self.config
+        span = ""
+        if series.times is not None:
+            first, last = series.clock.format(series.times[[0, -1]])
+            span = f" from {first} to {last}"
+        steps = f"{len(series.values)} {series.clock.frequency} steps"
+        print(f"forecast: {self.source}: {steps} of {series.target}{span}.")
+        for note in series.notes:
+            print(f"  {note}")
+        if series.feature_names:
+            print(f"  features: {', '.join(series.feature_names)}")
+        inputs = "log, " if encoding.log else ""
+        inputs += f"seasonal differences (lag {self.season}), " if encoding.seasonal_diff else ""
+        inputs += "the position in the season (sin/cos), " if encoding.season_inputs else ""
+        print(
+            f"Season {self.season} ({self.season_from}); window {self.window} steps; inputs: {inputs}"
+            f"scaled on the training part.\nSplit: train {split.n_train - split.n_validation}, validation "
+            f"{split.n_validation}, test {len(series.values) - split.n_train} steps ({len(split.train)} "
+            f"training windows).\nModel: LSTM {cfg.num_layers} x {self.hidden_size} -> linear {cfg.horizon} "
+            f"step(s), {sum(p.numel() for p in network.parameters()):,} parameters."
+        )
 
+    # ---- reading with the trained columns --------------------------------------------------------------
+    def _series(self, data, what: str = "the data") -> Series:
+        """DATA (a CSV path or DataFrame with the training columns; or, for a model without features or
+        time-of-season inputs, the target's values: a list, an array or "1,2,3") cleaned as in training,
+        long enough for the model's window."""
+        columns = self.columns
+        if isinstance(data, str) and not Path(data).is_file() and "," in data:
+            data = number_list(data)
+        if isinstance(data, (list, tuple, np.ndarray)):
+            if columns["features"]:
+                raise InputError(
+                    f"the model also reads {', '.join(columns['features'])}; give a CSV file or DataFrame "
+                    "with them"
+                )
+            if self.encoding.season_inputs and columns["time"]:
+                raise InputError(
+                    f"the model reads the position in the season from {'+'.join(columns['time'])}; "
+                    "give a CSV file or DataFrame with that column"
+                )
+            series, name = numbers_series(columns["target"], data), what
+        else:
+            series = load_series(
+                data, columns["target"], columns["time"], columns["features"], columns["categories"]
+            )
+            name = source_name(data)
+        steps, offset = len(series.values), self.encoding.offset
+        if self.encoding.log and (series.values <= 0).any():
+            raise InputError(
+                f"{name}: {series.target} has values <= 0, but the model forecasts its logarithm (it was "
+                "trained on a positive series); check the column"
+            )
+        if steps < offset + self.window:
+            raise InputError(
+                f"{name}: {steps} steps are too few: the model reads the last {self.window}"
+                f"{f' + {offset} (one season)' if offset else ''}; give a longer series"
+            )
+        return series
 
-def evaluate(model, encoding: Encoding, series: Series, split: Split, window: int, season: int, horizon: int):
-    """The test part's forecast origins (O,), each method's forecasts (O, H) and scores."""
-    values, origins = series.values, split.test.numpy()
-    actual = values[origins[:, None] + np.arange(1, horizon + 1)]  # (O, H)
-    forecasts = {
-        "LSTM": encoding.decode(values, origins, model.predict(encoding.inputs(series), split.test, window)),
-        "naive": naive_forecast(values, origins, horizon),
-        "seasonal_naive": seasonal_naive_forecast(values, origins, horizon, season),
-    }
-    scores = {name: score(f, actual, values[: split.n_train], season) for name, f in forecasts.items()}
-    return origins, forecasts, scores
+    def _fitted_series(self, method: str) -> Series:
+        if getattr(self, "series", None) is None:
+            raise InputError(f"{method}() needs data: this model was loaded, not fitted in this session")
+        return self.series
 
+    # ---- use ---------------------------------------------------------------------------------------------
+    def _forecasts(self, series: Series, origins: np.ndarray) -> np.ndarray:
+        """The model's forecasts in the series' units for ORIGINS (O,): (O, H)."""
+        outputs = self._check_fitted().predict(
+            self.encoding.inputs(series), torch.from_numpy(origins), self.window
+        )
+        return self.encoding.decode(series.values, origins, outputs)
 
-def plot(path: Path, args, series: Series, origins, forecasts, scores, season: int, n_test: int) -> None:
-    from lstmkit.inspect.plots import plot_forecast  # matplotlib only when a report is written
+    def predict(self, data=None, horizon: int | None = None):
+        """A pandas DataFrame of the HORIZON steps (default: the model's) after the last row of DATA
+        (default: the data it was fitted on): columns step (1..H), ds (the times, when the data has
+        them) and forecast."""
+        self._check_fitted()
+        horizon = self._horizon(horizon)
+        return self._future(self._fitted_series("predict") if data is None else self._series(data), horizon)
 
-    step = STEP_NAMES.get(series.clock.frequency, "step")
-    plot_forecast(
-        path,
-        series.times if series.times is not None else np.arange(len(series.values)),
-        series.values,
-        origins,
-        forecasts,
-        {name: s["mae"] for name, s in scores.items()},
-        context=min(max(2 * season, 2 * args.horizon), n_test // 2),
-        time_label=time_label(series),
-        value_label=series.target,
-        title=f"{Path(args.csv).name}: {series.target} forecast {plural(args.horizon, step)} ahead; "
-        f"test part: the last {plural(n_test, step)}",
-        step_name=step,
-    )
+    def _horizon(self, horizon: int | None) -> int:
+        trained = self.config.horizon
+        horizon = horizon or trained
+        if not 1 <= horizon <= trained:
+            where = f" in {self.directory}" if getattr(self, "directory", None) else ""
+            raise InputError(
+                f"--horizon {horizon} is out of range: the model{where} forecasts {trained} step(s); ask for "
+                f"1 to {trained}, or train again with --horizon {horizon}"
+            )
+        return horizon
+
+    def _future(self, series: Series, horizon: int):
+        import pandas as pd
+
+        forecast = self._forecasts(series, np.array([len(series.values) - 1]))[0, :horizon]  # (H,)
+        frame = {"step": np.arange(1, horizon + 1)}
+        if series.times is not None:
+            frame["ds"] = series.clock.later(series.times[-1], horizon)
+        frame["forecast"] = forecast
+        return pd.DataFrame(frame)
+
+    def evaluate(self, data=None, test_size: float | None = None) -> dict:
+        """RMSE, MAE and MASE of every forecast origin of the test part, and of the naive and seasonal naive
+        forecasts on the same origins: the test part held out by fit (DATA None), or the last TEST_SIZE
+        steps of DATA (default: as many as fit held out), the model as trained."""
+        self._check_fitted()
+        if data is None:
+            series, n_train = self._fitted_series("evaluate"), self.split.n_train
+        else:
+            series = self._series(data)
+            steps = len(series.values)
+            held_out = test_size or self.steps - self.split.n_train
+            n_train = steps - count_test_steps(held_out, steps, source_name(data))
+        values, horizon, season = series.values, self.config.horizon, self.season
+        origins = np.arange(max(n_train - 1, self.encoding.offset + self.window - 1), len(values) - horizon)
+        if not len(origins):
+            raise InputError(f"the test part holds no forecast origin: it needs at least {horizon} steps")
+        actual = values[origins[:, None] + np.arange(1, horizon + 1)]  # (O, H)
+        forecasts = {
+            "LSTM": self._forecasts(series, origins),
+            "naive": naive_forecast(values, origins, horizon),
+            "seasonal_naive": seasonal_naive_forecast(values, origins, horizon, season),
+        }
+        scores = {name: score(f, actual, values[:n_train], season) for name, f in forecasts.items()}
+        self.evaluation = (series, origins, forecasts, scores, len(values) - n_train)
+        self._record(
+            {
+                **scores["LSTM"],
+                "baselines": {name: scores[name] for name in ("naive", "seasonal_naive")},
+                "horizon": horizon,
+                "season": season,
+                "season_from": self.season_from,
+                "window": self.window,
+                "series_steps": len(values),
+                "train_steps": self.split.n_train - self.split.n_validation,
+                "validation_steps": self.split.n_validation,
+                "test_steps": len(values) - n_train,
+                "forecast_origins": len(origins),
+                "encoding": self.encoding.to_dict(),
+                "missing_values": series.missing,
+                "data_notes": series.notes,
+            }
+        )
+        return self.metrics
+
+    @torch.no_grad()
+    def gates(self, data) -> GateRecord:
+        """The gates while the model reads the last window of DATA (a CSV path or DataFrame with the
+        training columns, or the target's values), with the forecast of what follows."""
+        network = self._check_fitted().eval()
+        series = self._series(data, "TEXT")
+        window, steps = self.window, len(series.values)
+        inputs = self.encoding.inputs(series)  # (N, C)
+        forecast = self._forecasts(series, np.array([steps - 1]))[0]
+        shown_steps = np.arange(steps - window, steps)
+        if series.times is not None:
+            when = series.clock.format(series.times[shown_steps])
+            ahead = series.clock.format(series.clock.later(series.times[-1], len(forecast)))
+        else:
+            when = [f"step {s + 1}" for s in shown_steps]
+            ahead = [f"step {steps + k}" for k in range(1, len(forecast) + 1)]
+        values = series.values[shown_steps]
+        return GateRecord.from_trace(
+            network.gate_trace(inputs[steps - window :]),
+            False,
+            task=self.task,
+            title=f"forecaster: the last {window} steps of {series.target}",
+            tokens=[f"{v:.4g}" for v in values],
+            token_kind="value",
+            summary="forecast of what follows: "
+            + ", ".join(f"{t}: {v:.4g}" for t, v in zip(ahead, forecast)),
+            notes=[f"{t}: {series.target} {v:.6g}" for t, v in zip(when, values)],
+            series=values.tolist(),
+            series_name=series.target,
+        )
+
+    def score_table(self) -> str:
+        """The last evaluation's scores as a table, the baselines beside the model."""
+        _, origins, _, scores, _ = self.evaluation
+        horizon = self.config.horizon
+        lines = [f"Test part: {len(origins)} forecast origins x {horizon} step(s), in the series' units:"]
+        lines.append(f"  {'':16}{'RMSE':>10}{'MAE':>10}{'MASE':>8}")
+        for name, s in scores.items():
+            lines.append(f"  {name:16}{s['rmse']:#10.4g}{s['mae']:#10.4g}{s['mase']:8.3f}")
+        return "\n".join(lines)
+
+    def _plots(self, directory: Path) -> list[Path]:
+        from lstmkit.plots.plots import plot_forecast  # matplotlib only when a picture is drawn
+
+        if getattr(self, "evaluation", None) is None:
+            return []
+        series, origins, forecasts, scores, n_test = self.evaluation
+        horizon, season = self.config.horizon, self.season
+        step = STEP_NAMES.get(series.clock.frequency, "step")
+        path = directory / FORECAST_PNG
+        plot_forecast(
+            path,
+            series.times if series.times is not None else np.arange(len(series.values)),
+            series.values,
+            origins,
+            forecasts,
+            {name: s["mae"] for name, s in scores.items()},
+            context=min(max(2 * season, 2 * horizon), n_test // 2),
+            time_label=time_label(series),
+            value_label=series.target,
+            title=f"{Path(self.source).name}: {series.target} forecast {plural(horizon, step)} ahead; "
+            f"test part: the last {plural(n_test, step)}",
+            step_name=step,
+        )
+        return [path]
+
+    # ---- save and load -------------------------------------------------------------------------------------
+    def _describe_fitted(self) -> str:
+        target = self.columns["target"]
+        return f"{target!r}, window {self.window}, LSTM {self.config.num_layers} x {self.hidden_size}"
+
+    def _fitted_state(self) -> dict:
+        """What fit chose and learned; the series itself is not kept (predict and evaluate read it again)."""
+        return {
+            **self.columns,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "window": self.window,
+            "season": self.season,
+            "season_from": self.season_from,
+            "split": {"n_train": self.split.n_train, "n_validation": self.split.n_validation},
+            "steps": self.steps,
+            "encoding": self.encoding.to_dict(),
+            "source": self.source,
+        }
+
+    def _restore_fitted(self, state: dict) -> None:
+        self.columns = {key: state[key] for key in ("target", "time", "features", "categories", "frequency")}
+        self.encoding = Encoding.from_dict(state["encoding"])
+        self.window, self.season, self.season_from = state["window"], state["season"], state["season_from"]
+        self.hidden_size, self.input_size, self.source = (
+            state["hidden_size"],
+            state["input_size"],
+            state["source"],
+        )
+        self.series, self.steps = None, state["steps"]  # predict and evaluate read the data again
+        self.split = Split(*(torch.arange(0),) * 3, state["split"]["n_train"], state["split"]["n_validation"])
+
+    def _build_network(self) -> ForecastNetwork:
+        return ForecastNetwork(self.input_size, self.config.horizon, self.hidden_size, self.config.num_layers)
 
 
 def plural(count: int, noun: str) -> str:
@@ -290,98 +569,46 @@ def time_label(series: Series) -> str:
     return f"{name} ({series.clock.frequency})"
 
 
-def score(forecast: np.ndarray, actual: np.ndarray, train: np.ndarray, season: int) -> dict[str, float]:
-    """RMSE, MAE and MASE (scaled by the in-sample seasonal naive MAE of the training part)."""
-    f, a, t = (torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for v in (forecast, actual, train))
-    return {"rmse": rmse(f, a), "mae": mae(f, a), "mase": mase(f, a, t, season)}
-
-
-def score_table(scores: dict[str, dict[str, float]], origins: int, horizon: int) -> str:
-    lines = [f"Test part: {origins} forecast origins x {horizon} step(s), in the series' units:"]
-    lines.append(f"  {'':16}{'RMSE':>10}{'MAE':>10}{'MASE':>8}")
-    for name, s in scores.items():
-        lines.append(f"  {name:16}{s['rmse']:#10.4g}{s['mae']:#10.4g}{s['mase']:8.3f}")
-    return "\n".join(lines)
-
-
-def describe_run(args, series: Series, split: Split, season, reason, window, encoding: Encoding, model):
-    span = ""
-    if series.times is not None:
-        first, last = series.clock.format(series.times[[0, -1]])
-        span = f" from {first} to {last}"
-    print(
-        f"forecast: {args.csv}: {len(series.values)} {series.clock.frequency} steps of {series.target}{span}."
+# ---- the command line ----------------------------------------------------------------------------------
+def train(fc: Forecaster, args: argparse.Namespace, out_dir: Path) -> Outcome:
+    fc.fit(
+        args.csv,
+        args.target,
+        time=args.time,
+        features=args.features,
+        test_size=args.test_size,
+        checkpoint_dir=out_dir,
+        resume=args.resume,
     )
-    for note in series.notes:
-        print(f"  {note}")
-    if series.feature_names:
-        print(f"  features: {', '.join(series.feature_names)}")
-    steps = "log, " if encoding.log else ""
-    steps += f"seasonal differences (lag {season}), " if encoding.seasonal_diff else ""
-    steps += "the position in the season (sin/cos), " if encoding.season_inputs else ""
-    print(
-        f"Season {season} ({reason}); window {window} steps; inputs: {steps}scaled on the training part.\n"
-        f"Split: train {split.n_train - split.n_validation}, validation {split.n_validation}, test "
-        f"{len(series.values) - split.n_train} steps ({len(split.train)} training windows).\n"
-        f"Model: LSTM {model.lstm.num_layers} x {model.lstm.hidden_size} -> linear {args.horizon} step(s), "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters."
+    fc.evaluate()
+    return Outcome(
+        fc.score_table(), f"Forecast beyond the data with: lstmkit forecast predict {out_dir} {args.csv}"
     )
 
 
-# ---- predict -------------------------------------------------------------------------------------------
 def predict(args: argparse.Namespace) -> None:
-    config, tensors = load_model(args.model_dir, TASK)
-    trained = config["horizon"]
-    horizon = args.horizon or trained
-    if horizon > trained:
-        raise InputError(
-            f"--horizon {horizon} is out of range: the model in {args.model_dir} forecasts {trained} "
-            f"step(s); ask for 1 to {trained}, or train again with --horizon {horizon}"
-        )
-    series = load_series(
-        args.csv, config["target"], config["time"] or [], config["features"], config["categories"]
-    )
-    encoding, window = Encoding.from_dict(config["encoding"]), config["window"]
-    steps = len(series.values)
-    if encoding.log and (series.values <= 0).any():
-        raise InputError(
-            f"{args.csv}: {series.target} has values <= 0, but the model forecasts its logarithm (it was "
-            "trained on a positive series); check the column"
-        )
-    if steps < encoding.offset + window:
-        raise InputError(
-            f"{args.csv}: {steps} steps are too few: the model reads the last {window}"
-            f"{f' + {encoding.offset} (one season)' if encoding.offset else ''}; give a longer series"
-        )
-    model = Forecaster(config["input_size"], trained, config["hidden_size"], config["num_layers"])
-    load_weights(model, tensors, args.model_dir)
-    origin = np.array([steps - 1])
-    outputs = model.predict(encoding.inputs(series), torch.from_numpy(origin), window)[:, :horizon]
-    forecast = encoding.decode(series.values, origin, outputs)[0]  # (H,)
-    write_forecast_csv(args, series, forecast)
-
-
-def write_forecast_csv(args: argparse.Namespace, series: Series, forecast: np.ndarray) -> None:
-    """The forecasts, one row per step: step, time (when the series has times), value; also printed."""
-    steps, horizon = len(series.values), len(forecast)
-    header, rows = ["step"], [[k] for k in range(1, horizon + 1)]
+    fc = Forecaster.load(args.model_dir)
+    horizon = fc._horizon(args.horizon)
+    series = fc._series(args.csv)
+    frame = fc._future(series, horizon)
+    header, rows = ["step"], [[k] for k in frame["step"]]
     if series.times is not None:
         header.append(series.time_name if "+" not in series.time_name else "time")
         for row, when in zip(rows, series.clock.format(series.clock.later(series.times[-1], horizon))):
             row.append(when)
     header.append(f"{series.target}_forecast")
-    for row, value in zip(rows, forecast):
+    for row, value in zip(rows, frame["forecast"]):
         row.append(f"{value:.6g}")
     table = io.StringIO()
     csv.writer(table, lineterminator="\n").writerows([header, *rows])
     output = args.output or Path(args.model_dir) / FORECAST_CSV
     write_atomic(output, table.getvalue())
+    steps = len(series.values)
     last = series.clock.format(series.times[-1:])[0] if series.times is not None else f"step {steps}"
     print(table.getvalue(), end="")
-    print(f"Wrote {horizon} forecast step(s) after the last row of {args.csv} ({last}) to {output}")
+    print(f"Wrote {len(frame)} forecast step(s) after the last row of {args.csv} ({last}) to {output}")
 
 
-# ---- command line --------------------------------------------------------------------------------------
 def parse_test_size(text: str) -> float:
     """A fraction of the series (0 < f < 1) or a count of steps (a whole number >= 1)."""
     if text.isdigit() and int(text) >= 1:
@@ -408,7 +635,8 @@ metrics.json (rmse, mae, mase and the same for the baselines, in the column's un
 The CSV needs a header line. Times come from --time, else from a first column of ISO dates
 (1949-01, 1981-01-31, 2010-01-02 13:00), else from year, month, day[, hour] columns; missing times are
 inserted. Missing values (empty, NA) are interpolated along time, leading ones dropped; the counts are
-reported. Non-numeric feature columns are categories, one-hot encoded.
+reported. Non-numeric feature columns are categories, one-hot encoded. A CSV in Nixtla's long format
+(columns unique_id, ds, y; one series) needs no --target.
 
 Season: hourly 24, daily 7 (or 365 when the yearly pattern is the stronger, as for temperatures: a
 forecaster compares the two), weekly 52, monthly 12, quarterly 4; --season overrides. Inputs, chosen on
@@ -435,28 +663,20 @@ examples:
   lstmkit forecast predict runs/air new-data.csv --horizon 1 --output next.csv"""
 
 
-def add_commands(commands) -> None:
-    """Register `lstmkit forecast train|predict`."""
-    forecast = commands.add_parser(
-        "forecast",
-        help="time-series forecasting: train on a CSV column, predict",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = forecast.add_subparsers(title="commands", dest="forecast_command", metavar="COMMAND", required=True)
-    formatter = argparse.RawDescriptionHelpFormatter
-
-    p = sub.add_parser(
-        "train",
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """`lstmkit forecast train|predict`."""
+    actions = parser.add_subparsers(title="commands", dest="action", metavar="COMMAND", required=True)
+    groups = add_train_command(
+        actions,
+        Forecaster,
+        train,
         help="train a forecaster on a CSV column and score it against baselines",
         description=TRAIN_DESCRIPTION,
         epilog=TRAIN_EXAMPLES,
-        formatter_class=formatter,
     )
-    p.add_argument("csv", type=Path, metavar="CSV", help="the series, one row per time step")
-    data = p.add_argument_group("data")
-    data.add_argument("--target", required=True, metavar="COL", help="the column to forecast")
-    data.add_argument("--horizon", required=True, type=positive_int, metavar="H", help="steps to forecast")
+    data = groups["data"]
+    data.add_argument("csv", type=Path, metavar="CSV", help="the series, one row per time step")
+    data.add_argument("--target", metavar="COL", help="the column to forecast (long format: y)")
     data.add_argument(
         "--time", type=column_list, metavar="COLS", help="time column, or year,month,day[,hour]"
     )
@@ -474,55 +694,18 @@ def add_commands(commands) -> None:
         metavar="N",
         help="the test part at the end: a fraction or a number of steps (default: 0.2)",
     )
-    data.add_argument(
-        "--season", type=positive_int, metavar="S", help="season length in steps (default: detected)"
-    )
-    data.add_argument(
-        "--window", type=positive_int, metavar="W", help="steps the model reads (default: 2-3 seasons)"
-    )
-    data.add_argument(
-        "--log", choices=["auto", "yes", "no"], default="auto", help="log-transform (default: auto)"
-    )
-    data.add_argument(
-        "--seasonal-diff",
-        choices=["auto", "yes", "no"],
-        default="auto",
-        help="feed differences from one season before (default: auto)",
-    )
-    model = p.add_argument_group("model")
-    model.add_argument(
-        "--hidden-size",
-        type=positive_int,
-        metavar="N",
-        help=f"LSTM units (default: {SMALL_HIDDEN} below {SMALL_DATA} training windows, else {LARGE_HIDDEN})",
-    )
-    model.add_argument(
-        "--layers",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="stacked LSTM layers (default: %(default)s)",
-    )
-    model.add_argument(
-        "--batch-size",
-        type=positive_int,
-        metavar="N",
-        help="windows per optimizer step (default: 32, fewer when there are under 128 windows)",
-    )
-    add_training_arguments(p, DEFAULTS)
-    p.set_defaults(run=train)
 
-    p = sub.add_parser(
+    p = actions.add_parser(
         "predict",
         help="forecast the steps after the end of a CSV with a trained model",
-        description=PREDICT_DESCRIPTION,
+        description=f"{PREDICT_DESCRIPTION}\n{python_line(Forecaster, '.load(DIR).predict(CSV)')}",
         epilog=PREDICT_EXAMPLES,
-        formatter_class=formatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model_dir", type=Path, metavar="DIR", help="the --out directory of 'forecast train'")
+    model_dir_argument(p, "forecast")
     p.add_argument("csv", type=Path, metavar="CSV", help="the series up to now, with the training columns")
     p.add_argument(
-        "--horizon", type=positive_int, metavar="H", help="steps to forecast (default: the model's)"
+        "--horizon", type=POSITIVE_INT.parse, metavar="H", help="steps to forecast (default: the model's)"
     )
     p.add_argument(
         "--output",
@@ -531,3 +714,14 @@ def add_commands(commands) -> None:
         help=f"where to write the forecasts (default: DIR/{FORECAST_CSV})",
     )
     p.set_defaults(run=predict)
+
+
+register(
+    Task(
+        "forecast",
+        "time-series forecasting: train on a CSV column, predict",
+        add_commands,
+        Forecaster,
+        __doc__,
+    )
+)

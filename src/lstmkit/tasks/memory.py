@@ -24,19 +24,13 @@ from tqdm import tqdm
 from lstmkit import __version__
 from lstmkit.backend import resolve
 from lstmkit.cell import LSTMCell
+from lstmkit.config import FINITE, NATURAL, NON_NEGATIVE, POSITIVE, POSITIVE_INT
 from lstmkit.data.memory_tasks import TASKS, MemoryTask
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
 from lstmkit.layer import LSTM
-from lstmkit.tasks.common import (
-    METRICS_FILE,
-    finite_float,
-    natural,
-    non_negative_float,
-    positive_float,
-    positive_int,
-    prepare_out_dir,
-)
+from lstmkit.tasks.estimator import METRICS_FILE, prepare_out_dir
+from lstmkit.tasks.registry import Task, register
 
 MODELS = {"lstm": "lstmkit.LSTM", "gru": "torch.nn.GRU", "rnn": "torch.nn.RNN (tanh)"}
 TABLE_FILE, ERRORS_FILE, CURVES_FILE = "table.md", "errors.png", "curves.png"
@@ -95,15 +89,9 @@ def models_list(text: str) -> list[str]:
     return names
 
 
-def add_commands(commands) -> None:
-    """Register `lstmkit memory`."""
-    memory = commands.add_parser(
-        "memory",
-        help="long-time-lag tasks: lstmkit.LSTM against a plain RNN and a GRU",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_commands(memory: argparse.ArgumentParser) -> None:
+    """`lstmkit memory`."""
+    memory.epilog = EXAMPLES
     memory.add_argument("--task", choices=list(TASKS), default="adding", help="(default: %(default)s)")
     memory.add_argument(
         "--lengths",
@@ -116,7 +104,7 @@ def add_commands(commands) -> None:
     memory.add_argument(
         "--minutes",
         metavar="M",
-        type=positive_float,
+        type=POSITIVE.parse,
         default=5.0,
         help="budget per model and length (default: 5)",
     )
@@ -131,26 +119,36 @@ def add_commands(commands) -> None:
         "--gradients", action="store_true", help="also measure dL/dh_t against t at the longest length"
     )
     group = memory.add_argument_group("training")
-    group.add_argument("--hidden-size", metavar="H", type=positive_int, default=64, help="(default: 64)")
-    group.add_argument("--batch-size", metavar="B", type=positive_int, default=64, help="(default: 64)")
-    group.add_argument("--lr", type=positive_float, default=3e-3, help="Adam's learning rate (default: 3e-3)")
     group.add_argument(
-        "--clip", type=non_negative_float, default=1.0, help="largest gradient norm (default: 1)"
+        "--hidden-size", metavar="H", type=POSITIVE_INT.parse, default=64, help="(default: 64)"
+    )
+    group.add_argument("--batch-size", metavar="B", type=POSITIVE_INT.parse, default=64, help="(default: 64)")
+    group.add_argument("--lr", type=POSITIVE.parse, default=3e-3, help="Adam's learning rate (default: 3e-3)")
+    group.add_argument(
+        "--clip", type=NON_NEGATIVE.parse, default=1.0, help="largest gradient norm (default: 1)"
     )
     group.add_argument(
         "--forget-bias",
         metavar="F",
-        type=finite_float,
+        type=FINITE.parse,
         default=1.0,
         help="added to the LSTM's forget-gate bias at initialisation (default: 1; 3 for lags beyond ~50)",
     )
     group.add_argument(
-        "--eval-every", metavar="N", type=positive_int, default=100, help="steps between tests (default: 100)"
+        "--eval-every",
+        metavar="N",
+        type=POSITIVE_INT.parse,
+        default=100,
+        help="steps between tests (default: 100)",
     )
     group.add_argument(
-        "--test-size", metavar="N", type=positive_int, default=1000, help="test sequences (default: 1000)"
+        "--test-size",
+        metavar="N",
+        type=POSITIVE_INT.parse,
+        default=1000,
+        help="test sequences (default: 1000)",
     )
-    group.add_argument("--seed", type=natural, default=0, help="data and initial weights (default: 0)")
+    group.add_argument("--seed", type=NATURAL.parse, default=0, help="data and initial weights (default: 0)")
     memory.set_defaults(run=run_memory)
 
 
@@ -375,7 +373,7 @@ def write_report(
     table: str,
     wall_time: float,
 ) -> None:
-    from lstmkit.inspect.plots import plot_memory_curves, plot_memory_errors, plot_state_gradients
+    from lstmkit.plots.plots import plot_memory_curves, plot_memory_errors, plot_state_gradients
 
     record = {
         "task": task.name,
@@ -410,3 +408,13 @@ def write_report(
             MODELS,
             f"{task.name} task, T = {length}: gradient of the loss at the end with respect to each state",
         )
+
+
+register(
+    Task(
+        "memory",
+        "long-time-lag tasks: lstmkit.LSTM against a plain RNN and a GRU",
+        add_commands,
+        description=DESCRIPTION,
+    )
+)

@@ -1,60 +1,259 @@
-"""`lstmkit sentiment`: text classification with a bidirectional LSTM over words, tested on a held-out
-split or by stratified K-fold cross-validation."""
+"""`lstmkit sentiment`, `lstmkit.TextClassifier`: text classification with a bidirectional LSTM over words,
+tested on a held-out split or by stratified K-fold cross-validation."""
 
 from __future__ import annotations
 
 import argparse
 import shutil
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from lstmkit.config import POSITIVE_INT, Kind, option, with_defaults
 from lstmkit.data.labelled_text import (
     LabelledTexts,
+    checked,
     class_names_for,
     read_class_files,
     read_folder,
     read_text_file,
     read_text_table,
+    sorted_classes,
     stratified_folds,
     stratified_split,
     text_lines,
 )
-from lstmkit.data.vocab import WordVocab
+from lstmkit.data.vocab import WordVocab, tokenize
 from lstmkit.errors import InputError
-from lstmkit.models.classifier import Examples, SequenceClassifier, predict_logits
-from lstmkit.tasks.classify import (
-    Outcome,
-    add_model_arguments,
+from lstmkit.plots.record import GateRecord
+from lstmkit.tasks.classification import (
+    ClassifierConfig,
+    ClassifierEstimator,
+    Examples,
     classification_metrics,
-    delimiter_option,
-    load_classifier,
-    member_jobs,
-    model_options,
-    print_summary,
-    train_and_test,
+    format_label,
+    label_ids,
 )
-from lstmkit.tasks.common import (
-    METRICS_FILE,
-    add_training_arguments,
-    positive_int,
-    prepare_out_dir,
-    train_config,
-    write_report,
-)
-from lstmkit.train.checkpoint import STATE_FILE, load_tensors, read_json
-from lstmkit.train.loop import LoopState, TrainConfig
+from lstmkit.tasks.estimator import METRICS_FILE
+from lstmkit.tasks.registry import Task, register
+from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.train.checkpoint import STATE_FILE, load_tensors
+from lstmkit.train.loop import LoopState
 
-TASK = "sentiment"
 TEST_FRACTION = 0.1  # held out to test, without --folds
-VAL_FRACTION = 0.1  # of the rest, held out to stop early on and keep the best weights
-# the best validation loss comes after 2-3 epochs; after that the networks learn the training texts by heart
-DEFAULTS = TrainConfig(epochs=10, lr=2e-3, patience=1)
-# networks averaged: on rt-polarity (10 folds) one reaches about 77% accuracy, 4 about 78%, 6 a little more
-MEMBERS = 6
+VAL_FRACTION = 0.1  # of the rest, held out by each member to stop early on and keep the best weights
+FOLDS = Kind("a whole number >= 2", True, lambda v: v >= 2)
 
+
+# The best validation loss comes after 2-3 epochs; after that the networks learn the training texts by
+# heart. Networks averaged: on rt-polarity (10 folds) one reaches about 77% accuracy, 4 about 78%, 6 a
+# little more.
+@with_defaults(epochs=10, lr=2e-3, patience=1, members=6)
+class TextClassifierConfig(ClassifierConfig):
+    """Word vectors and the vocabulary, next to the classifier's size."""
+
+    min_count: int = option(1, "least count of a kept word", POSITIVE_INT, group="data")
+    embed_size: int = option(128, "word vector size", POSITIVE_INT)
+
+
+def as_texts(
+    data, labels=None, text_column=None, label_column=None, delimiter=None, encoding=None
+) -> LabelledTexts:
+    """What the user holds as labelled texts: a list of strings with LABELS; a pandas DataFrame with a
+    text and a label column (named, or detected as for a file); a CSV/TSV file or a folder of class
+    subfolders; or a dict {class name: file of one text per line}."""
+    if isinstance(data, LabelledTexts):
+        return data
+    if isinstance(data, dict):
+        return read_class_files({name: Path(path) for name, path in data.items()}, encoding)
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if path.is_dir():
+            return read_folder(path, encoding)
+        return read_text_table(path, text_column, label_column, delimiter, encoding)
+    if hasattr(data, "columns"):
+        text_column = text_column or max(data.columns, key=lambda c: data[c].astype(str).str.len().sum())
+        others = [c for c in data.columns if c != text_column]
+        label_column = label_column or min(others, key=lambda c: data[c].nunique(), default=None)
+        if label_column is None:
+            raise InputError("DataFrame: needs a text column and a label column, found one column")
+        data, labels = data[text_column].astype(str).tolist(), data[label_column].tolist()
+    texts = list(data)
+    if not all(isinstance(text, str) for text in texts):
+        raise InputError("the texts must be strings: a list of str, a DataFrame column, or a file")
+    if labels is None or len(labels) != len(texts):
+        raise InputError(
+            f"{len(texts)} texts need as many labels, got {'none' if labels is None else len(labels)}"
+        )
+    names = [label if isinstance(label, str) else format_label(label) for label in labels]
+    class_names = sorted_classes(set(names))
+    index = {name: k for k, name in enumerate(class_names)}
+    return checked(LabelledTexts(texts, [index[name] for name in names], class_names), "the texts")
+
+
+def subset(data: LabelledTexts, index: list[int]) -> LabelledTexts:
+    return LabelledTexts([data.texts[i] for i in index], [data.labels[i] for i in index], data.class_names)
+
+
+class TextClassifier(ClassifierEstimator):
+    """Classifies texts (sentiment, or any labels): words -> embedding -> bidirectional LSTM -> dropout ->
+    linear -> sigmoid (two classes) or softmax; an ensemble of ``members`` such networks, each holding out
+    its own tenth of the training texts to stop early on.
+
+        clf = lstmkit.TextClassifier(members=1).fit(texts, labels)      # or a file, folder, DataFrame
+        clf.predict(["a gorgeous, witty film"])                          # class names
+        clf.evaluate(test_texts, test_labels)                            # accuracy, per class, confusion
+        clf.cross_validate(texts, labels, folds=10)                      # the mean accuracy over folds
+    """
+
+    task = "sentiment"
+    Config = TextClassifierConfig
+
+    def fit(
+        self,
+        data,
+        labels=None,
+        *,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        verbose: bool = True,
+        **options,
+    ) -> TextClassifier:
+        """Train on DATA (see ``as_texts``; reading options text_column=, label_column=, delimiter=,
+        encoding= go with it): the vocabulary from these texts alone; member k validates on the k-th tenth."""
+        reading = {
+            k: options.pop(k)
+            for k in ("text_column", "label_column", "delimiter", "encoding")
+            if k in options
+        }
+        self._configure(options)
+        cfg = self.config
+        data = as_texts(data, labels, **reading)
+        self.class_names = data.class_names
+        self.vocab = WordVocab.from_texts(data.texts, cfg.min_count)
+        held_out = stratified_folds(data.labels, round(1 / VAL_FRACTION), cfg.seed)
+
+        def examples(index: list[int]) -> Examples:
+            inputs = [torch.tensor(self.vocab.encode(data.texts[i])) for i in index]
+            return Examples(inputs, torch.tensor([data.labels[i] for i in index], dtype=torch.long))
+
+        def split(member: int) -> tuple[Examples, Examples]:
+            held = set(held_out[member % len(held_out)])
+            kept = [i for i in range(len(data.texts)) if i not in held]
+            return examples(kept), examples(sorted(held))
+
+        self._fit_members(split, checkpoint_dir, resume, verbose)
+        return self
+
+    def _labelled(self, data, labels=None, **reading):
+        """Texts (a str, a list of them, or anything ``as_texts`` reads) -> token ids, the labels' ids
+        (None for texts without labels), a name for messages."""
+        if isinstance(data, str) and not Path(data).exists():
+            data = [data]
+        if isinstance(data, (list, tuple)) and labels is None:
+            texts, ids, source = list(data), None, "the texts"
+        else:
+            read = as_texts(data, labels, **reading)
+            names = [read.class_names[k] for k in read.labels]
+            texts, ids, source = read.texts, label_ids(names, self.class_names, "the data"), "the data"
+        return [torch.tensor(self.vocab.encode(text)) for text in texts], ids, source
+
+    def _network_options(self) -> dict:
+        return {"vocab_size": len(self.vocab), "embed_size": self.config.embed_size}
+
+    def cross_validate(
+        self,
+        data,
+        labels=None,
+        *,
+        folds: int = 10,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        verbose: bool = True,
+        **reading,
+    ) -> dict:
+        """Stratified K-fold cross-validation: each fold trains its own vocabulary and model on the other
+        folds and is tested on its own (in CHECKPOINT_DIR/fold-NN when given; ``resume`` skips finished
+        folds and members). Returns the mean accuracy over the folds (and its deviation, each fold's, and
+        the per-class scores of all folds' test predictions pooled); afterwards this estimator holds the
+        model of the fold with the lowest validation loss (chosen without looking at any test fold)."""
+        data = as_texts(data, labels, **reading)
+        folds = FOLDS.check("folds", folds)
+        if folds > len(data.labels):
+            raise InputError(f"--folds {folds}: more folds than the {len(data.labels)} texts")
+        split = stratified_folds(data.labels, folds, self.config.seed)
+        fold_models = []
+        for number, test_index in enumerate(split, 1):
+            fold_dir = None if checkpoint_dir is None else Path(checkpoint_dir) / f"fold-{number:02d}"
+            rest = sorted(set(range(len(data.labels))) - set(test_index))
+            test = subset(data, test_index)
+            if resume and fold_dir is not None and (fold_dir / METRICS_FILE).is_file():
+                model = TextClassifier.load(fold_dir)
+                model.training_state = LoopState(**load_tensors(fold_dir / STATE_FILE)[1]["loop"])
+                model.evaluate(test)
+            else:
+                model = TextClassifier(**self.config.to_config())
+                fold_resume = resume and fold_dir is not None and (fold_dir / STATE_FILE).is_file()
+                model.fit(subset(data, rest), checkpoint_dir=fold_dir, resume=fold_resume, verbose=verbose)
+                model.evaluate(test)
+                if fold_dir is not None:
+                    model.save(fold_dir)
+                    for member_dir in fold_dir.glob("member-*"):  # a finished fold needs no checkpoints
+                        shutil.rmtree(member_dir)
+            fold_models.append(model)
+            if verbose:
+                accuracy = model.metrics["accuracy"]
+                print(f"fold {number}/{folds}: accuracy {accuracy:.4f} on {len(test_index)} texts")
+        predicted = torch.empty(len(data.labels), dtype=torch.long)
+        for test_index, model in zip(split, fold_models):
+            predicted[test_index] = model.predicted
+        accuracies = [model.metrics["accuracy"] for model in fold_models]
+        chosen = min(range(folds), key=lambda k: fold_models[k].metrics["validation_loss"])
+        pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
+        best = fold_models[chosen]
+        self.__dict__.update({k: v for k, v in best.__dict__.items() if k != "config"})
+        self._record(
+            {
+                **pooled,
+                "pooled_accuracy": pooled["accuracy"],
+                "accuracy": statistics.mean(accuracies),
+                "accuracy_std": statistics.stdev(accuracies),
+                "fold_accuracies": accuracies,
+                "folds": folds,
+                "model_from_fold": chosen + 1,
+            }
+        )
+        return self.metrics
+
+    @torch.no_grad()
+    def gates(self, text: str) -> GateRecord:
+        """The gates while the model (its first network) reads TEXT, one step per word or punctuation mark,
+        lower-cased as the model reads it; words it does not know are marked."""
+        network = self._check_fitted().eval()
+        words = tokenize(text)
+        if not words:
+            raise InputError(f"TEXT {text!r} has no words; give a sentence")
+        ids = torch.tensor(self.vocab.encode(text))  # (T,)
+        return GateRecord.from_trace(
+            network.gate_trace(ids),
+            network.config["bidirectional"],
+            task=self.task,
+            title="text classifier",
+            tokens=words,
+            token_kind="word",
+            summary=self._class_summary(ids),
+            unknown=(ids == 1).nonzero().view(-1).tolist(),
+        )
+
+    def _reading_state(self) -> dict:
+        return {"vocab": self.vocab.words[2:]}
+
+    def _restore_reading(self, state: dict) -> None:
+        self.vocab = WordVocab(state["vocab"])
+
+
+# ---- the command line ----------------------------------------------------------------------------------
 DESCRIPTION = """\
 Train a text classifier: words -> embedding -> bidirectional stacked LSTM -> dropout -> linear ->
 sigmoid (two classes) or softmax (more), then test it.
@@ -108,71 +307,6 @@ examples:
   lstmkit sentiment predict mr --file reviews.txt"""
 
 
-def add_commands(commands) -> None:
-    """Register `lstmkit sentiment train` and `lstmkit sentiment predict`."""
-    sentiment = commands.add_parser(
-        TASK,
-        help="classify texts (sentiment or any labels) with a bidirectional LSTM",
-        description="Text classification: 'train' a model, 'predict' with it.",
-    )
-    actions = sentiment.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
-    train = actions.add_parser(
-        "train",
-        help="train and test a text classifier",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    train.add_argument("data", metavar="DATA", type=Path, nargs="*", help="a table, a folder, or class files")
-    reading = train.add_argument_group("reading the data")
-    reading.add_argument("--pos", metavar="F", type=Path, help="texts of the class 'pos', one per line")
-    reading.add_argument("--neg", metavar="F", type=Path, help="texts of the class 'neg', one per line")
-    reading.add_argument("--encoding", metavar="E", help="text encoding of the files (default: UTF-8)")
-    reading.add_argument(
-        "--text-column", metavar="C", help="a header name or a number from 1 (default: detected)"
-    )
-    reading.add_argument(
-        "--label-column", metavar="C", help="a header name or a number from 1 (default: detected)"
-    )
-    reading.add_argument(
-        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
-    )
-    group = train.add_argument_group("evaluation and model")
-    group.add_argument("--folds", metavar="K", type=folds_count, help="K-fold cross-validation (K >= 2)")
-    group.add_argument(
-        "--min-count", type=positive_int, default=1, help="least count of a kept word (default: 1)"
-    )
-    group.add_argument(
-        "--embed-size", metavar="N", type=positive_int, default=128, help="word vector size (default: 128)"
-    )
-    add_model_arguments(
-        group, hidden_size=128, layers=1, pooling="last", dropout=0.5, batch_size=64, members=MEMBERS
-    )
-    add_training_arguments(train, DEFAULTS)
-    train.set_defaults(run=run_train)
-
-    predict = actions.add_parser(
-        "predict",
-        help="classify texts with a trained model",
-        description=PREDICT_DESCRIPTION,
-        epilog=PREDICT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    predict.add_argument(
-        "model_dir", metavar="DIR", type=Path, help="the --out directory of 'sentiment train'"
-    )
-    predict.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
-    predict.add_argument("--file", metavar="F", type=Path, help="more texts, one per line")
-    predict.add_argument("--encoding", metavar="E", help="text encoding of --file (default: UTF-8)")
-    predict.set_defaults(run=run_predict)
-
-
-def folds_count(text: str) -> int:
-    if not (text.isdigit() and int(text) >= 2):
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 2, got {text!r}")
-    return int(text)
-
-
 def read_data(args: argparse.Namespace) -> LabelledTexts:
     """The labelled texts named on the command line (see DESCRIPTION)."""
     if args.pos or args.neg:
@@ -185,133 +319,92 @@ def read_data(args: argparse.Namespace) -> LabelledTexts:
         )
     if len(args.data) > 1:
         return read_class_files(dict(sorted(zip(class_names_for(args.data), args.data))), args.encoding)
-    if args.data[0].is_dir():
-        return read_folder(args.data[0], args.encoding)
-    columns = args.text_column, args.label_column
-    return read_text_table(args.data[0], *columns, delimiter_option(args), args.encoding)
+    delimiter = None if args.delimiter is None else args.delimiter.replace("\\t", "\t")
+    return as_texts(args.data[0], None, args.text_column, args.label_column, delimiter, args.encoding)
 
 
-def run_train(args: argparse.Namespace) -> None:
+def train(clf: TextClassifier, args: argparse.Namespace, out_dir: Path) -> Outcome:
     data = read_data(args)
     if args.folds and args.folds > len(data.labels):
         raise InputError(f"--folds {args.folds}: more folds than the {len(data.labels)} texts")
     counts = ", ".join(f"{name} {data.labels.count(label)}" for label, name in enumerate(data.class_names))
     print(f"sentiment: {len(data.texts)} texts, classes {counts}")
-    out_dir = prepare_out_dir(args.out)
+    following = f"Classify texts with: lstmkit sentiment predict {out_dir} 'a text'"
     if args.folds:
-        run_folds(data, args, out_dir)
-    else:
-        rest, test_index = stratified_split(data.labels, TEST_FRACTION, args.seed)
-        record = train_split(data, rest, test_index, args, out_dir, args.resume).record
-        headline = f"accuracy {record['accuracy']:.4f} on {record['test_size']} held-out test texts"
-        print_summary(headline, record, out_dir)
-
-
-def train_split(
-    data: LabelledTexts,
-    rest: list[int],
-    test_index: list[int],
-    args: argparse.Namespace,
-    out_dir: Path,
-    resume: bool,
-) -> Outcome:
-    """Train on REST, the vocabulary from REST only, each member less its own validation split; test on
-    TEST_INDEX. Writes the report in OUT_DIR."""
-    held_out = stratified_folds([data.labels[i] for i in rest], round(1 / VAL_FRACTION), args.seed)
-    vocab = WordVocab.from_texts([data.texts[i] for i in rest], args.min_count)
-
-    def examples(index: list[int]) -> Examples:
-        inputs = [torch.tensor(vocab.encode(data.texts[i])) for i in index]
-        return Examples(inputs, torch.tensor([data.labels[i] for i in index], dtype=torch.long))
-
-    options = {"num_classes": len(data.class_names), "vocab_size": len(vocab), "embed_size": args.embed_size}
-    options.update(model_options(args))
-
-    def split(member: int) -> tuple[Examples, Examples]:
-        held = set(held_out[member % len(held_out)])
-        return examples([j for n, j in enumerate(rest) if n not in held]), examples(
-            [rest[n] for n in sorted(held)]
+        record = clf.cross_validate(data, folds=args.folds, checkpoint_dir=out_dir, resume=args.resume)
+        headline = (
+            f"{args.folds}-fold cross-validation: mean accuracy {record['accuracy']:.4f} (standard deviation "
+            f"{record['accuracy_std']:.4f}); {out_dir} holds fold {record['model_from_fold']}'s model\n"
+            f"all folds' test predictions pooled: accuracy {record['pooled_accuracy']:.4f} on "
+            f"{len(data.labels)} texts"
         )
-
-    jobs = member_jobs(options, split, args.batch_size, args.seed)
-    saved = {"class_names": data.class_names, "vocab": vocab.words[2:], "min_count": args.min_count}
-    return train_and_test(TASK, jobs, examples(test_index), train_config(args), out_dir, saved, resume)
-
-
-def run_folds(data: LabelledTexts, args: argparse.Namespace, out_dir: Path) -> None:
-    """K-fold cross-validation; DIR gets the pooled report and the model of the best-validated fold."""
-    started = time.monotonic()
-    folds = stratified_folds(data.labels, args.folds, args.seed)
-    outcomes = []
-    for number, test_index in enumerate(folds, 1):
-        fold_dir = out_dir / f"fold-{number:02d}"
-        rest = sorted(set(range(len(data.labels))) - set(test_index))
-        if args.resume and (fold_dir / METRICS_FILE).is_file():
-            outcome = finished_fold(fold_dir, data, test_index)
-        else:
-            resume = args.resume and (fold_dir / STATE_FILE).is_file()  # the first member's
-            outcome = train_split(data, rest, test_index, args, fold_dir, resume)
-            for member_dir in fold_dir.glob("member-*"):  # their checkpoints: a finished fold needs none
-                shutil.rmtree(member_dir)
-        outcomes.append(outcome)
-        accuracy = outcome.record["accuracy"]
-        print(f"fold {number}/{args.folds}: accuracy {accuracy:.4f} on {len(test_index)} texts")
-    predicted = torch.empty(len(data.labels), dtype=torch.long)
-    for test_index, outcome in zip(folds, outcomes):
-        predicted[test_index] = outcome.predicted
-    fold_accuracies = [outcome.record["accuracy"] for outcome in outcomes]
-    chosen = min(range(len(outcomes)), key=lambda k: outcomes[k].record["validation_loss"])
-    pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
-    metrics = {
-        **pooled,
-        "pooled_accuracy": pooled["accuracy"],
-        "accuracy": statistics.mean(fold_accuracies),
-        "accuracy_std": statistics.stdev(fold_accuracies),
-        "fold_accuracies": fold_accuracies,
-        "folds": args.folds,
-        "model_from_fold": chosen + 1,
-    }
-    best = outcomes[chosen]
-    record = write_report(
-        out_dir,
-        TASK,
-        best.model,
-        best.saved,
-        metrics,
-        best.state,
-        train_config(args),
-        started,
-        "cross-entropy",
-    )
-    print(
-        f"{args.folds}-fold cross-validation: mean accuracy {record['accuracy']:.4f} "
-        f"(standard deviation {record['accuracy_std']:.4f}); {out_dir} holds fold {chosen + 1}'s model"
-    )
-    pooled_accuracy = record["pooled_accuracy"]
-    headline = f"all folds' test predictions pooled: accuracy {pooled_accuracy:.4f} on {len(predicted)} texts"
-    print_summary(headline, record, out_dir)
+        return Outcome(clf.summary(headline), following)
+    rest, test_index = stratified_split(data.labels, TEST_FRACTION, args.seed)
+    clf.fit(subset(data, rest), checkpoint_dir=out_dir, resume=args.resume)
+    record = clf.evaluate(subset(data, test_index))
+    headline = f"accuracy {record['accuracy']:.4f} on {record['test_size']} held-out test texts"
+    return Outcome(clf.summary(headline), following)
 
 
-def finished_fold(fold_dir: Path, data: LabelledTexts, test_index: list[int]) -> Outcome:
-    """A fold trained by an earlier run (for --resume): its model, loop state and test predictions."""
-    model, config = load_classifier(fold_dir, TASK)
-    _, meta = load_tensors(fold_dir / STATE_FILE)
-    saved = {key: value for key, value in config.items() if key not in ("task", "lstmkit_version")}
-    vocab = WordVocab(saved["vocab"])
-    logits = predict_logits(model, [torch.tensor(vocab.encode(data.texts[i])) for i in test_index])
-    predicted = SequenceClassifier.probabilities(logits).argmax(dim=1)
-    return Outcome(model, LoopState(**meta["loop"]), predicted, read_json(fold_dir / METRICS_FILE), saved)
-
-
-def run_predict(args: argparse.Namespace) -> None:
-    model, config = load_classifier(args.model_dir, TASK)
+def predict(args: argparse.Namespace) -> None:
+    clf = TextClassifier.load(args.model_dir)
     texts = list(args.texts)
     if args.file is not None:
         texts += [line for line in text_lines(read_text_file(args.file, args.encoding)) if line.strip()]
     if not texts:
         raise InputError("nothing to classify: give TEXT arguments or --file F")
-    vocab, names = WordVocab(config["vocab"]), config["class_names"]
-    logits = predict_logits(model, [torch.tensor(vocab.encode(text)) for text in texts])
-    confidence, predicted = SequenceClassifier.probabilities(logits).max(dim=1)  # (N,) each
-    for text, label, probability in zip(texts, predicted.tolist(), confidence.tolist()):
-        print(f"{names[label]}\t{probability:.4f}\t{text}")
+    probabilities = clf.predict_proba(texts)
+    for text, row in zip(texts, probabilities):
+        print(f"{clf.class_names[row.argmax()]}\t{row.max():.4f}\t{text}")
+
+
+def add_commands(parser: argparse.ArgumentParser) -> None:
+    """`lstmkit sentiment train|predict`."""
+    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+    groups = add_train_command(
+        actions,
+        TextClassifier,
+        train,
+        help="train and test a text classifier",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+    )
+    data = groups["data"]
+    data.add_argument("data", metavar="DATA", type=Path, nargs="*", help="a table, a folder, or class files")
+    data.add_argument("--pos", metavar="F", type=Path, help="texts of the class 'pos', one per line")
+    data.add_argument("--neg", metavar="F", type=Path, help="texts of the class 'neg', one per line")
+    data.add_argument("--encoding", metavar="E", help="text encoding of the files (default: UTF-8)")
+    data.add_argument(
+        "--text-column", metavar="C", help="a header name or a number from 1 (default: detected)"
+    )
+    data.add_argument(
+        "--label-column", metavar="C", help="a header name or a number from 1 (default: detected)"
+    )
+    data.add_argument(
+        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
+    )
+    data.add_argument("--folds", metavar="K", type=FOLDS.parse, help="K-fold cross-validation (K >= 2)")
+
+    p = actions.add_parser(
+        "predict",
+        help="classify texts with a trained model",
+        description=f"{PREDICT_DESCRIPTION}\n{python_line(TextClassifier, '.load(DIR).predict(TEXTS)')}",
+        epilog=PREDICT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_dir_argument(p, "sentiment")
+    p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
+    p.add_argument("--file", metavar="F", type=Path, help="more texts, one per line")
+    p.add_argument("--encoding", metavar="E", help="text encoding of --file (default: UTF-8)")
+    p.set_defaults(run=predict)
+
+
+register(
+    Task(
+        "sentiment",
+        "classify texts (sentiment or any labels) with a bidirectional LSTM",
+        add_commands,
+        TextClassifier,
+        "Text classification: 'train' a model, 'predict' with it.",
+    )
+)

@@ -10,14 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
+from lstmkit.config import NATURAL, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Hyperparameters, option
 from lstmkit.errors import InputError, TrainingDiverged
 from lstmkit.train import distributed
 from lstmkit.train.checkpoint import (
@@ -29,24 +29,42 @@ from lstmkit.train.checkpoint import (
     save_tensors,
 )
 from lstmkit.train.flat import FlatParameters
+from lstmkit.train.progress import Progress, clock
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train; the task chooses the defaults, the command line overrides them."""
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(Hyperparameters):
+    """How to train; each task chooses its defaults (``with_defaults``), the caller overrides them."""
 
-    epochs: int = 30  # passes over the training data, at most
-    minutes: float | None = None  # wall-clock budget for training; None: no limit
-    lr: float = 3e-3  # AdamW's learning rate at the start
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay
-    grad_clip: float = 1.0  # largest gradient norm; larger gradients are scaled down (0: no clipping)
-    patience: int = 5  # validations without improvement before stopping early (0: never stop early)
-    schedule: str = (
-        "plateau"  # "plateau": halve lr after 2 flat validations; "cosine": anneal to 0; "constant"
+    epochs: int = option(30, "passes over the training data, at most", POSITIVE_INT, group="training")
+    minutes: float | None = option(
+        None, "wall-clock budget for training in minutes", POSITIVE, group="training"
     )
-    eval_every: int = 0  # optimizer steps between validations; 0: once per epoch
-    checkpoint_every: float = 5.0  # minutes between resumable checkpoints
-    seed: int = 0  # seeds torch and Python's random: the same seed, the same run
+    lr: float = option(3e-3, "learning rate (AdamW)", POSITIVE, group="training")
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay", NON_NEGATIVE, group="training")
+    grad_clip: float = option(
+        1.0, "largest gradient norm; 0: no clipping", NON_NEGATIVE, flag="--clip", group="training"
+    )
+    patience: int = option(
+        5, "validations without improvement before stopping; 0: never", NATURAL, group="training"
+    )
+    schedule: str = option(
+        "plateau",
+        "halve the rate after 2 flat validations, anneal it to 0, or keep it",
+        choices=("plateau", "cosine", "constant"),
+        group="training",
+    )
+    eval_every: int = option(
+        0, "optimizer steps between validations; 0: once per epoch", NATURAL, group="training"
+    )
+    checkpoint_every: float = option(
+        5.0, "minutes between checkpoints (0.5: 30 s)", POSITIVE, group="training"
+    )
+    seed: int = option(0, "random seed: the same seed gives the same run", SEED, group="training")
+
+    def training(self) -> TrainConfig:
+        """Only the training settings (of a task's config, which extends these)."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
 
 
 class Job(Protocol):
@@ -116,8 +134,17 @@ class Trainer:
     ``lstmkit.train.flat``): the same Parameter objects, sharing the flat tensor's storage.
     """
 
-    def __init__(self, job: Job, config: TrainConfig, out_dir: Path, unit: str = "items") -> None:
-        self.job, self.config, self.out_dir, self.unit = job, config, Path(out_dir), unit
+    def __init__(
+        self,
+        job: Job,
+        config: TrainConfig,
+        out_dir: Path | None,
+        unit: str = "items",
+        progress: str = "auto",
+    ) -> None:
+        """OUT_DIR holds the resumable checkpoint (None: no checkpoints); PROGRESS: see ``Progress``."""
+        self.job, self.config, self.unit, self.progress = job, config.training(), unit, progress
+        self.out_dir = None if out_dir is None else Path(out_dir)
         self.parameters = FlatParameters([p for p in job.model.parameters() if p.requires_grad])
         self.optimizer = make_optimizer(self.parameters.tensors, config)
         self.state = LoopState()
@@ -128,10 +155,11 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> LoopState:
         cfg = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        if distributed.is_main():  # half-written checkpoints of a run killed while writing
-            for stale in self.out_dir.glob(f".{STATE_FILE}.*.tmp"):
-                stale.unlink(missing_ok=True)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if distributed.is_main():  # half-written checkpoints of a run killed while writing
+                for stale in self.out_dir.glob(f".{STATE_FILE}.*.tmp"):
+                    stale.unlink(missing_ok=True)
         if resume:
             self.load_checkpoint()
         else:
@@ -142,10 +170,7 @@ class Trainer:
         total_steps = cfg.epochs * len(self.job.batches(0))
         last_checkpoint = time.monotonic()
         window_items, window_start = 0, time.monotonic()
-        bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}"
-        with tqdm(
-            total=100.0, desc="training", bar_format=bar_format, disable=not distributed.is_main()
-        ) as bar:
+        with Progress(self.progress if distributed.is_main() else "off") as progress:
             while not st.stopped:
                 if st.epoch >= cfg.epochs:
                     st.stopped = f"trained {cfg.epochs} epochs"
@@ -169,13 +194,12 @@ class Trainer:
                     rate = window_items / max(now - window_start, 1e-9)
                     if now - window_start > 5:
                         window_items, window_start = 0, now
-                    bar.set_postfix_str(self._postfix(loss[0], rate), refresh=False)
-                    bar.update(self._percent_done(budget, total_steps) - bar.n)
+                    progress.update(self._percent_done(budget, total_steps), self._postfix(loss[0], rate))
                     if budget is not None and st.elapsed >= budget:
                         st.stopped = f"time budget of {cfg.minutes:g} min spent"
                     if st.stopped:
                         break
-                    if since_checkpoint >= cfg.checkpoint_every * 60:
+                    if self.out_dir is not None and since_checkpoint >= cfg.checkpoint_every * 60:
                         self.save_checkpoint()
                         last_checkpoint = time.monotonic()
                 else:
@@ -184,7 +208,8 @@ class Trainer:
                         self._validate()
         if not st.history["val_step"] or st.history["val_step"][-1] != st.step:
             self._validate()
-        self.save_checkpoint()
+        if self.out_dir is not None:
+            self.save_checkpoint()
         if self.best_weights is not None:
             self.job.model.load_state_dict(self.best_weights)
         return st
@@ -198,8 +223,10 @@ class Trainer:
         # the whole batch's mean loss and its items, from every rank's share
         value, items = distributed.sum_over_ranks([loss.item() * share, items if share else 0])
         if not math.isfinite(value):
-            path = self.out_dir / STATE_FILE
-            kept = f"the last good checkpoint is {path}: resume from it" if path.is_file() else "start again"
+            path = None if self.out_dir is None else self.out_dir / STATE_FILE
+            kept = "start again"
+            if path is not None and path.is_file():
+                kept = f"the last good checkpoint is {path}: resume from it"
             raise TrainingDiverged(
                 f"the training loss became {value} at step {st.step + 1}; {kept} with a lower --lr or a "
                 "smaller --clip"
@@ -299,6 +326,8 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         """Restore what ``save_checkpoint`` wrote; rank 0 reads the file and sends it to the other ranks."""
+        if self.out_dir is None:
+            raise ValueError("resuming needs the directory of the checkpoint (out_dir)")
         path = self.out_dir / STATE_FILE
         tensors, meta = _read_checkpoint(path, type(self.job).__name__)
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -314,6 +343,18 @@ class Trainer:
                 "with the options it was written with, or start without --resume"
             ) from None
         self.best_weights = best or None
+        st = self.state
+        if distributed.is_main():
+            where = (
+                f"epoch {st.epoch + 1}, batch {st.batch}"
+                if st.batch
+                else f"the start of epoch {st.epoch + 1}"
+            )
+            print(
+                f"Resumed {path}: step {st.step}, at {where}, after {clock(st.elapsed)} of training "
+                f"(best validation loss so far {st.best:.4g}, step {st.best_step})",
+                flush=True,
+            )
 
     def _restore_random_state(self, path: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
         """This rank's random states and job state, as saved; fresh ones for a rank the checkpoint lacks."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.files import write_atomic
-from lstmkit.inspect.record import MEANINGS, QUANTITIES, GateRecord, varying_units
+from lstmkit.plots.record import MEANINGS, QUANTITIES, GateRecord, varying_units
 
 DECIMALS = 4  # values in the page; the viewer shows them with this many decimals
 SCRIPT = "viewer.js"  # the page's script and style, inlined from the package
@@ -81,7 +81,7 @@ def render_html(
         unit = varying_units(record, row, 1)[0]
     data = json.dumps(page_data(record, unit, quantity, step, row), ensure_ascii=False, separators=(",", ":"))
     data = data.replace("</", "<\\/")  # the JSON cannot end its <script> element early
-    files = resources.files("lstmkit") / "inspect"
+    files = resources.files("lstmkit") / "plots"
     style, script = ((files / name).read_text(encoding="utf-8") for name in (STYLE, SCRIPT))
     title = html.escape(record.title)
     kind = html.escape(record.token_kind)

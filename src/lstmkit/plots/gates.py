@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from lstmkit.inspect.plots import plt, save_figure
-from lstmkit.inspect.record import (
+from lstmkit.plots.plots import plt, save_figure
+from lstmkit.plots.record import (
     GATES,
     MEANINGS,
     QUANTITIES,

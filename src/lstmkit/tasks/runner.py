@@ -1,0 +1,72 @@
+"""The one runner: what every task's command line shares.
+
+``lstmkit TASK train DATA ... --out DIR`` parses the estimator's hyperparameters (its Config's fields) into
+its constructor, lets the task fit and evaluate it on DATA (checkpoints in DIR, ``--resume`` from them),
+saves the model directory and prints the same closing lines for every task.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from lstmkit.config import add_arguments, from_arguments
+from lstmkit.tasks.estimator import Estimator, check_out_dir
+from lstmkit.train import distributed
+
+GROUPS = {"data": "data", "model": "model", "training": "training"}
+
+
+class Outcome(NamedTuple):
+    """What a task's train step tells the user, between "Stopped: ..." and "Wrote ...": its scores, and
+    the command to run next."""
+
+    summary: str
+    next: str
+
+
+def python_line(estimator: type[Estimator], use: str) -> str:
+    """The sentence in a command's --help that names the class behind it."""
+    return f"From Python: lstmkit.{estimator.__name__}{use}."
+
+
+def add_train_command(
+    actions, estimator: type[Estimator], train: Callable, *, help: str, description: str, epilog: str = ""
+) -> dict[str, argparse._ArgumentGroup]:
+    """'TASK train': the hyperparameters (from the estimator's Config), --out and --resume. Returns the
+    argument groups ("data", "model", "training"), where the task adds its data arguments.
+    TRAIN(estimator, args, out_dir) -> Outcome fits and evaluates."""
+    parser = actions.add_parser(
+        "train",
+        help=help,
+        description=f"{description}\n\n{python_line(estimator, '(...).fit(...), .evaluate(), .save(DIR)')}",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    groups = add_arguments(parser, estimator.Config, GROUPS)
+    groups["training"].add_argument(
+        "--out", metavar="DIR", type=Path, required=True, help="directory for the model and report"
+    )
+    groups["training"].add_argument(
+        "--resume", action="store_true", help="continue from DIR/checkpoint.safetensors"
+    )
+    parser.set_defaults(run=lambda args: run_train(args, estimator, train))
+    return groups
+
+
+def run_train(args: argparse.Namespace, estimator_class: type[Estimator], train: Callable) -> None:
+    estimator = estimator_class(**from_arguments(estimator_class.Config, args).to_config())
+    out_dir = check_out_dir(args.out)  # created once the data is known to be good
+    outcome = train(estimator, args, out_dir)
+    written = estimator.save(out_dir) if distributed.is_main() else []
+    state = estimator.training_state
+    print(f"Stopped: {state.stopped}; the weights of the best validation (step {state.best_step}) are kept.")
+    print(outcome.summary)
+    print(f"Wrote {out_dir}/: {', '.join(path.name for path in written)}.")
+    print(outcome.next)
+
+
+def model_dir_argument(parser: argparse.ArgumentParser, task: str) -> None:
+    parser.add_argument("model_dir", type=Path, metavar="DIR", help=f"the --out directory of '{task} train'")
