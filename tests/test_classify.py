@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import lstmkit
 from lstmkit.cli import main
-from lstmkit.models.classifier import Ensemble, build_classifier
+from lstmkit.models.classifier import Ensemble
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--hidden-size", "8", "--epochs", "3", "--seed", "1"]
@@ -88,13 +89,14 @@ def test_held_out_split_and_csv_with_header_and_named_label(tmp_path, capsys):
     assert metrics["test_size"] == 12 and metrics["train_size"] == 48  # 20% of each class held out
     assert metrics["accuracy"] >= 0.9  # it learned
     config = json.loads((out / "config.json").read_text())
+    hyper, fitted = config["hyperparameters"], config["fitted"]
     assert (
-        config["normalize"] == "train"
-        and config["label_column"] == 0
-        and config["class_names"] == ["fall", "rise"]
+        hyper["normalize"] == "train"
+        and fitted["label_column"] == 0
+        and fitted["class_names"] == ["fall", "rise"]
     )
-    model = build_classifier(config["model"])
-    assert type(model) is Ensemble and model.config == config["model"] and config["model"]["members"] == 3
+    model = lstmkit.load(out).network
+    assert type(model) is Ensemble and len(model.members) == hyper["members"] == 3
 
 
 @pytest.mark.parametrize(

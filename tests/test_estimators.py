@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import lstmkit
 from lstmkit.cli import main

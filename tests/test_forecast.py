@@ -11,16 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
 from lstmkit.cli import main
+from lstmkit.data.series_encoding import Encoding, gather_changes, gather_windows
 from lstmkit.data.timeseries import STEPLESS, Clock, Series
-from lstmkit.models.forecaster import (
-    Encoding,
-    Forecaster,
-    gather_changes,
-    gather_windows,
-    naive_forecast,
-    seasonal_naive_forecast,
-)
+from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.tasks.forecast import ForecastJob, Split, score
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -52,7 +47,7 @@ def test_windows_and_targets_against_a_hand_built_example():
 
 def test_predict_is_the_last_step_of_the_full_forward_in_batches():
     torch.manual_seed(0)
-    model = Forecaster(input_size=3, horizon=4, hidden_size=6)
+    model = ForecastNetwork(input_size=3, horizon=4, hidden_size=6)
     torch.nn.init.normal_(model.head.weight)  # (it starts at zero: every forecast would be 0)
     inputs, origins = torch.randn(40, 3), torch.tensor([9, 30, 12, 39, 20])
     with torch.no_grad():
@@ -64,7 +59,7 @@ def test_training_loss_scores_every_step_after_the_warm_up_against_its_own_targe
     """The job's table of every step's targets gives the same loss as gathering them per window."""
     torch.manual_seed(0)
     window, horizon = 8, 3
-    model = Forecaster(input_size=2, horizon=horizon, hidden_size=5)
+    model = ForecastNetwork(input_size=2, horizon=horizon, hidden_size=5)
     torch.nn.init.normal_(model.head.weight)
     inputs, levels = torch.randn(60, 2), torch.randn(60)
     split = Split(torch.arange(7, 50), torch.arange(50, 57), torch.arange(57, 57), 60, 7)

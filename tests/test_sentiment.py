@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import lstmkit
 from lstmkit.cli import main
 from lstmkit.data.vocab import WordVocab
 from lstmkit.models.classifier import (
@@ -17,7 +18,8 @@ from lstmkit.models.classifier import (
     SequenceClassifier,
     build_classifier,
 )
-from lstmkit.tasks.sentiment import MEMBERS
+
+MEMBERS = lstmkit.TextClassifier().config.members  # the default ensemble
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--embed-size", "16", "--hidden-size", "16", "--epochs", "2", "--seed", "3"]
@@ -80,13 +82,14 @@ def test_train_with_held_out_split_then_predict(rt_slice, tmp_path, capsys):
         assert label in ("neg", "pos") and 0.5 <= float(probability) <= 1
     # by default an ensemble: its members rebuilt one by one from the saved weights give the probabilities
     config = json.loads((out / "config.json").read_text())
-    assert config["model"]["members"] == MEMBERS > 1
+    hyper, fitted = config["hyperparameters"], config["fitted"]
+    assert hyper["members"] == MEMBERS > 1
     weights = load_file(out / "model.safetensors")
-    vocab = WordVocab(config["vocab"])
-    member_config = {k: v for k, v in config["model"].items() if k != "members"}
+    vocab = WordVocab(fitted["vocab"])
+    sizes = {k: hyper[k] for k in ("embed_size", "hidden_size", "num_layers", "pooling", "dropout")}
     logits = []
     for k in range(MEMBERS):
-        member = SequenceClassifier(**member_config).eval()
+        member = SequenceClassifier(len(fitted["class_names"]), vocab_size=len(vocab), **sizes).eval()
         prefix = f"members.{k}."
         member.load_state_dict({n[len(prefix) :]: w for n, w in weights.items() if n.startswith(prefix)})
         with torch.no_grad():
@@ -100,7 +103,7 @@ def test_train_with_held_out_split_then_predict(rt_slice, tmp_path, capsys):
     for line, p in zip(lines, positive.tolist()):
         label, probability, _ = line.split("\t")
         assert float(probability) == pytest.approx(
-            p if label == config["class_names"][1] else 1 - p, abs=1e-4
+            p if label == fitted["class_names"][1] else 1 - p, abs=1e-4
         )
 
     listed = tmp_path / "texts.txt"
@@ -119,7 +122,7 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     table.write_text("text,label\n" + "\n".join(rows) + "\n")
     out = tmp_path / "run"
     assert main(["sentiment", "train", str(table), "--out", str(out), *TINY]) == 0
-    vocab = json.loads((out / "config.json").read_text())["vocab"]
+    vocab = json.loads((out / "config.json").read_text())["fitted"]["vocab"]
     metrics = json.loads((out / "metrics.json").read_text())
     unique = [word for word in vocab if word.startswith("uniqueword")]
     assert len(unique) == metrics["train_size"] + metrics["validation_size"] == 60 - metrics["test_size"]
