@@ -1,4 +1,5 @@
-"""The "cpu" backend: the hand-BPTT time loops compiled from ``lstm_cpu.cpp``, built on first use and cached.
+"""The "cpu" backend: the hand-BPTT time loops compiled from the C++ files beside this one (the shape contract
+in ``lstm_cpu.h``, which lists them), built on first use and cached.
 
 torch.utils.cpp_extension builds it with ninja and the system C++ compiler into torch's extension cache
 (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), tuned for this machine's CPU; ``lstmkit build``
@@ -31,29 +32,38 @@ from lstmkit.functional import (
     torch_matmul,
 )
 
-SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+KERNEL_DIR = Path(__file__).parent
+KERNEL_FILES = sorted([*KERNEL_DIR.glob("*.cpp"), *KERNEL_DIR.glob("*.h")])  # every one in the build's name
+SOURCES = [
+    path for path in KERNEL_FILES if path.suffix == ".cpp"
+]  # the translation units (they include the .h)
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
 
 
 def _build_name() -> str:
-    """A name per source, flags, torch version and CPU: a cached build is never run on the wrong CPU."""
+    """A name per source and header, flags, torch version and CPU: an edit to any kernel file rebuilds, and a
+    cached build is never run on the wrong CPU."""
     cpu_flags = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         cpu_flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
-    key = "|".join([SOURCE.read_text(), " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
+    texts = [f"{path.name}\n{path.read_text()}" for path in KERNEL_FILES]
+    key = "|".join([*texts, " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
     return "lstmkit_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @functools.cache
 def kernel():
-    """The compiled module, built the first time (about a minute) and loaded from the cache after; None
+    """The compiled module, built the first time (about ten seconds) and loaded from the cache after; None
     (with one warning) when it cannot be built here."""
     from torch.utils import cpp_extension
 
     try:
         return cpp_extension.load(
-            name=_build_name(), sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"]
+            name=_build_name(),
+            sources=[str(path) for path in SOURCES],
+            extra_cflags=CFLAGS,
+            extra_ldflags=["-fopenmp"],
         )
     except Exception as error:  # no compiler, no ninja, a failed build: fall back, never fail the user
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
