@@ -24,17 +24,16 @@
 namespace lstmkit {
 
 template <typename T>
-std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, const Tensor& dc_T,
-                                  const std::vector<OptTensor>& cache, const Tensor& w_hh, const OptTensor& w_hr,
-                                  const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
-                                  const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& mask,
-                                  const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& batch_sizes) {
-  // cache: the StepCache fields in order (h_in, c_prev, i, f, g, o, c_new, tanh_c, m, hh_normed, hh_rstd,
-  // c_normed, c_rstd); the last four only with layer norm.
-  const Tensor &c_prev = *cache[1], &gi = *cache[2], &gf = *cache[3], &gg = *cache[4], &go = *cache[5],
-               &tanh_c = *cache[7];
-  const Tensor hh_normed = cache[9].value_or(Tensor()), hh_rstd = cache[10].value_or(Tensor());
-  const Tensor c_normed = cache[11].value_or(Tensor()), c_rstd = cache[12].value_or(Tensor());
+BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const Tensor& dc_T, const StepCache& cache,
+                             const Tensor& w_hh, const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
+                             const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
+                             const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                             const OptTensor& batch_sizes) {
+  // The cache's last four fields are defined only with layer norm.
+  const Tensor &c_prev = cache.c_prev, &gi = cache.i, &gf = cache.f, &gg = cache.g, &go = cache.o,
+               &tanh_c = cache.tanh_c;
+  const Tensor &hh_normed = cache.hh_normed, &hh_rstd = cache.hh_rstd;
+  const Tensor &c_normed = cache.c_normed, &c_rstd = cache.c_rstd;
   const int64_t steps = d_output.size(0), B = d_output.size(1), P = d_output.size(2), H = c_prev.size(2);
   const int64_t GH = w_hh.size(0), BH = B * H, BP = B * P;
   const bool coupled = GH == 3 * H, ragged = batch_sizes.has_value();
@@ -127,7 +126,9 @@ std::vector<Tensor> backward_impl(const Tensor& d_output, const Tensor& dh_T, co
       barrier();
     }
   });
-  return {dh, dc, da, dhh, dh_new, dc_hat, ln_hh ? ln_partial.sum(0) : Tensor()};
+  return {dh, dc,
+          StepGrads{.da = da, .dhh = dhh, .dh_new = dh_new, .dc_hat = dc_hat,
+                    .ln_totals = ln_hh ? ln_partial.sum(0) : Tensor()}};
 }
 
 }  // namespace lstmkit

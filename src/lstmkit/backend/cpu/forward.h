@@ -23,12 +23,11 @@
 namespace lstmkit {
 
 template <typename T>
-std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                                 const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
-                                 const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
-                                 const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record,
-                                 const OptTensor& w_ih, const OptTensor& bias) {
+ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                           const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
+                           const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& ln_c_b,
+                           const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                           const OptTensor& batch_sizes, bool record, const OptTensor& w_ih, const OptTensor& bias) {
   // With w_ih, x_gates is the input x (T, B, I) and each step projects its own x_t: a = x_t W_ih^T + bias +
   // W_hh h_in, one product per step with both weights (no (T, B, G*H) projection through memory).
   const int64_t steps = x_gates.size(0), B = x_gates.size(1), H = c0.size(1), P = h0.size(1);
@@ -149,8 +148,11 @@ std::vector<Tensor> forward_impl(const Tensor& x_gates, const Tensor& h0, const 
     while (t > 0 && active.at(t) <= b) --t;
     std::memcpy(h_T.data_ptr<T>() + b * P, out_p + (t * B + b) * P, P * sizeof(T));
   }
-  if (!record) return {output, h_T, c_cur};
-  return {output, h_T, c_cur, h_in, c_prev, gi, gf, gg, go, c_new, tanh_c, m, hh_normed, hh_rstd, c_normed, c_rstd};
+  if (!record) return {output, h_T, c_cur, std::nullopt};
+  return {output, h_T, c_cur,
+          StepCache{.h_in = h_in, .c_prev = c_prev, .i = gi, .f = gf, .g = gg, .o = go, .c_new = c_new,
+                    .tanh_c = tanh_c, .m = m, .hh_normed = hh_normed, .hh_rstd = hh_rstd, .c_normed = c_normed,
+                    .c_rstd = c_rstd}};
 }
 
 }  // namespace lstmkit

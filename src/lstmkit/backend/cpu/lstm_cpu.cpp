@@ -9,6 +9,7 @@
 #include <c10/util/Exception.h>
 
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "backward.h"
@@ -22,17 +23,16 @@
 
 namespace lstmkit {
 
-std::vector<Tensor> lstm_forward(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                                 const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
-                                 const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
-                                 const OptTensor& ln_c_b, const OptTensor& mask, const OptTensor& keep_c,
-                                 const OptTensor& keep_h, const OptTensor& batch_sizes, bool record,
-                                 const OptTensor& w_ih, const OptTensor& bias) {
+ForwardResult lstm_forward(const Tensor& x_gates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                           const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
+                           const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& ln_c_b,
+                           const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                           const OptTensor& batch_sizes, bool record, const OptTensor& w_ih, const OptTensor& bias) {
   TORCH_CHECK(x_gates.dim() == 3 && x_gates.size(0) > 0, "x_gates must be (T, B, G*H) with T > 0");
   TORCH_CHECK(!w_ih || (w_ih->size(0) == w_hh.size(0) && w_ih->size(1) == x_gates.size(2) && !ln_hh),
               "w_ih must be (G*H, I) for x (T, B, I), without layer norm");
   check_batch_sizes(batch_sizes, x_gates.size(0), x_gates.size(1));
-  std::vector<Tensor> result;
+  ForwardResult result;
   AT_DISPATCH_FLOATING_TYPES(x_gates.scalar_type(), "lstmkit_forward", [&] {
     result = forward_impl<scalar_t>(x_gates, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, mask,
                                     keep_c, keep_h, batch_sizes, record, w_ih, bias);
@@ -40,14 +40,15 @@ std::vector<Tensor> lstm_forward(const Tensor& x_gates, const Tensor& h0, const 
   return result;
 }
 
-std::vector<Tensor> lstm_backward(const Tensor& d_output, const Tensor& dh_T, const Tensor& dc_T,
-                                  const std::vector<OptTensor>& cache, const Tensor& w_hh, const OptTensor& w_hr,
-                                  const OptTensor& w_ci, const OptTensor& w_cf, const OptTensor& w_co,
-                                  const OptTensor& ln_hh, const OptTensor& ln_c_w, const OptTensor& mask,
-                                  const OptTensor& keep_c, const OptTensor& keep_h, const OptTensor& batch_sizes) {
+BackwardResult lstm_backward(const Tensor& d_output, const Tensor& dh_T, const Tensor& dc_T, const StepCache& cache,
+                             const Tensor& w_hh, const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
+                             const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
+                             const OptTensor& mask, const OptTensor& keep_c, const OptTensor& keep_h,
+                             const OptTensor& batch_sizes) {
   check_batch_sizes(batch_sizes, d_output.size(0), d_output.size(1));
   TORCH_CHECK(ln_hh.has_value() == ln_c_w.has_value(), "layer norm needs ln_hh and ln_c_w together");
-  std::vector<Tensor> result;
+  TORCH_CHECK(cache.hh_normed.defined() == ln_hh.has_value(), "the cache's layer norm fields must match ln_hh");
+  BackwardResult result;
   AT_DISPATCH_FLOATING_TYPES(d_output.scalar_type(), "lstmkit_backward", [&] {
     result = backward_impl<scalar_t>(d_output, dh_T, dc_T, cache, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w,
                                      mask, keep_c, keep_h, batch_sizes);
@@ -55,11 +56,11 @@ std::vector<Tensor> lstm_backward(const Tensor& d_output, const Tensor& dh_T, co
   return result;
 }
 
-std::vector<Tensor> lstm_step(const Tensor& x, const Tensor& h, const Tensor& c, const std::vector<OptTensor>& layers,
-                              double zoneout_c, double zoneout_h) {
+std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Tensor& c,
+                                     const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h) {
   TORCH_CHECK(x.dim() == 2 && h.dim() == 3 && c.dim() == 3 && x.size(0) == h.size(1), "step: shapes");
-  TORCH_CHECK(static_cast<int64_t>(layers.size()) == h.size(0) * kStepTensorsPerLayer, "step: one set per layer");
-  std::vector<Tensor> result;
+  TORCH_CHECK(static_cast<int64_t>(layers.size()) == h.size(0), "step: one StepLayer per layer");
+  std::tuple<Tensor, Tensor> result;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_step", [&] {
     result = step_impl<scalar_t>(x, h, c, layers, zoneout_c, zoneout_h);
   });
@@ -99,7 +100,7 @@ Tensor matmul_tn(const Tensor& a, const Tensor& b) {
 }
 
 // Layer norm over the rows of x (N, n): [y = LN(x) ⊙ gain + bias?, stats (N, 2) = (mean, rstd)].
-std::vector<Tensor> layer_norm(const Tensor& x, const Tensor& gain, const OptTensor& bias) {
+std::tuple<Tensor, Tensor> layer_norm(const Tensor& x, const Tensor& gain, const OptTensor& bias) {
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && gain.numel() == x.size(1) && gain.is_contiguous(),
               "layer_norm: x (N, n) and gain (n,), contiguous");
   TORCH_CHECK(!bias || (bias->numel() == x.size(1) && bias->is_contiguous()), "layer_norm: bias must be (n,)");
@@ -112,7 +113,8 @@ std::vector<Tensor> layer_norm(const Tensor& x, const Tensor& gain, const OptTen
 }
 
 // Its backward: [dx (N, n), dgain (n)] from dy (N, n), x, stats and gain as in layer_norm.
-std::vector<Tensor> layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& stats, const Tensor& gain) {
+std::tuple<Tensor, Tensor> layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& stats,
+                                               const Tensor& gain) {
   TORCH_CHECK(dy.sizes() == x.sizes() && dy.is_contiguous() && x.is_contiguous() && stats.is_contiguous() &&
                   gain.is_contiguous() && stats.numel() == 2 * x.size(0) && gain.numel() == x.size(1),
               "layer_norm_backward: dy, x (N, n), stats (N, 2), gain (n,), contiguous");

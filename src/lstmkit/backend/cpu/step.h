@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <vector>
 
 #include "gemm.h"
@@ -15,14 +16,11 @@
 
 namespace lstmkit {
 
-constexpr int kStepTensorsPerLayer = 6;  // w_cat_t, bias?, w_hr_t?, w_ci?, w_cf?, w_co?
-
-// x (B, I); h (L, B, P), c (L, B, H); per layer, kStepTensorsPerLayer tensors: w_cat_t ((I_l + P), G*H) =
-// [W_ih W_hh]^T, bias (G*H)? = b_ih + b_hh, w_hr_t (H, P)?, w_ci (H)?, w_cf (H)?, w_co (H)?. Zoneout enters
-// as its expectation (the keep probabilities), as in eval(). Returns the new h (L, B, P) and c (L, B, H).
+// x (B, I); h (L, B, P), c (L, B, H); a StepLayer per layer (see lstm_cpu.h). Zoneout enters as its
+// expectation (the keep probabilities), as in eval(). Returns the new h (L, B, P) and c (L, B, H).
 template <typename T>
-std::vector<Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c, const std::vector<OptTensor>& layers,
-                              double zoneout_c, double zoneout_h) {
+std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
+                                     const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h) {
   const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2);
   Tensor h_out = at::empty_like(h), c_out = at::empty_like(c);
   std::vector<T> keep_c(H, T(zoneout_c)), keep_h(P, T(zoneout_h)), zeros(H, T(0)), inputs, a, gates(7 * H);
@@ -30,8 +28,8 @@ std::vector<Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
   const T* input = x.data_ptr<T>();
   int64_t input_size = x.size(1);
   for (int64_t l = 0; l < L; ++l) {
-    const OptTensor* w = &layers[l * kStepTensorsPerLayer];
-    const Tensor& w_cat_t = *w[0];
+    const StepLayer& w = layers[l];
+    const Tensor& w_cat_t = w.w_cat_t;
     const int64_t K = w_cat_t.size(0), GH = w_cat_t.size(1);
     const bool coupled = GH == 3 * H;
     const T *h_prev = h.data_ptr<T>() + l * B * P, *c_prev = c.data_ptr<T>() + l * B * H;
@@ -41,11 +39,11 @@ std::vector<Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
     for (int64_t b = 0; b < B; ++b) {  // [x_b, h_b] and the bias, then a = [x h] · [W_ih W_hh]^T + bias
       std::copy_n(input + b * input_size, input_size, inputs.data() + b * K);
       std::copy_n(h_prev + b * P, P, inputs.data() + b * K + input_size);
-      if (w[1]) std::copy_n(w[1]->data_ptr<T>(), GH, a.data() + b * GH);
+      if (w.bias) std::copy_n(w.bias->data_ptr<T>(), GH, a.data() + b * GH);
     }
-    gemm<T>(B, GH, K, inputs.data(), K, w_cat_t.data_ptr<T>(), GH, a.data(), GH, w[1].has_value());
-    const T *w_ci = data_or_zeros<T>(w[3], zeros), *w_cf = data_or_zeros<T>(w[4], zeros);
-    const T* w_co = data_or_zeros<T>(w[5], zeros);
+    gemm<T>(B, GH, K, inputs.data(), K, w_cat_t.data_ptr<T>(), GH, a.data(), GH, w.bias.has_value());
+    const T *w_ci = data_or_zeros<T>(w.w_ci, zeros), *w_cf = data_or_zeros<T>(w.w_cf, zeros);
+    const T* w_co = data_or_zeros<T>(w.w_co, zeros);
     T *i = gates.data(), *f = i + H, *g = f + H, *cn = g + H, *o = cn + H, *tc = o + H, *m = tc + H;
     for (int64_t b = 0; b < B; ++b) {
       const T* ab = a.data() + b * GH;
@@ -53,8 +51,8 @@ std::vector<Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
       (coupled ? gates_row<T, true> : gates_row<T, false>)(ab, cp, w_ci, w_cf, H, i, f, g, cn);
       output_row(ab + GH - H, cn, cn, cp, w_co, keep_c.data(), H, o, tc, m, c_new + b * H);
       const T* h_tilde = m;
-      if (w[2]) {  // h̃ = W_hr m
-        gemm<T>(1, P, H, m, H, w[2]->data_ptr<T>(), P, projected.data(), P, false);
+      if (w.w_hr_t) {  // h̃ = W_hr m
+        gemm<T>(1, P, H, m, H, w.w_hr_t->data_ptr<T>(), P, projected.data(), P, false);
         h_tilde = projected.data();
       }
       for (int64_t j = 0; j < P; ++j) h_new[b * P + j] = h_tilde[j] + keep_h[j] * (hp[j] - h_tilde[j]);
