@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
-from lstmkit.backend.registry import Backend, register
+from lstmkit.backend.registry import Backend, StepPath, register
 from lstmkit.functional import (
     BulkOps,
     GateWeights,
@@ -196,22 +196,11 @@ def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tenso
     )
 
 
-KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backward)
-
-register(
-    Backend(
-        "cpu",
-        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=True)),
-        priority=20,
-        summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
-        is_available=lambda: kernel() is not None,
-        ragged=True,
-    )
-)
-
-
-def step_tensors(layers: list[GateWeights]) -> list:
-    """The step kernel's weights, a StepLayer per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes."""
+def prepare_step(layers: list[GateWeights]) -> list | None:
+    """The step kernel's weights, a StepLayer per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes;
+    None with layer norm, which the step kernel does not run."""
+    if any(w.ln_weight_hh is not None for w in layers):
+        return None
 
     def prepared(t: Tensor | None) -> Tensor | None:
         return None if t is None else t.detach().contiguous()
@@ -233,7 +222,7 @@ def step_tensors(layers: list[GateWeights]) -> list:
     return steps
 
 
-def stream_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
+def kernel_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
     """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c."""
     zoneout_c, zoneout_h = zoneout
     return kernel().step(
@@ -246,6 +235,16 @@ def stream_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float,
     )
 
 
-def can_stream(x: Tensor) -> bool:
-    """Whether the kernel's one-step path takes this input."""
-    return _compiled(x)
+KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backward)
+
+register(
+    Backend(
+        "cpu",
+        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=True)),
+        priority=20,
+        summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
+        is_available=lambda: kernel() is not None,
+        ragged=True,
+        step=StepPath(prepare_step, _compiled, kernel_step),
+    )
+)
