@@ -54,7 +54,7 @@ def _build_name() -> str:
 
 @functools.cache
 def kernel():
-    """The compiled module, built the first time (about ten seconds) and loaded from the cache after; None
+    """The compiled module, built the first time (10-20 seconds) and loaded from the cache after; None
     (with one warning) when it cannot be built here, or when its per-step fields disagree with Python's."""
     from torch.utils import cpp_extension
 
