@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 import torch
 
 import lstmkit
 from lstmkit.backend import cpu, resolve
+from lstmkit.functional import StepCache, StepGrads
 
 
 @pytest.fixture
@@ -34,6 +37,28 @@ def test_without_a_compiler_auto_falls_back_to_bptt_with_one_warning(unbuildable
     lstm = lstmkit.LSTM(2, 3)  # "auto" still trains, on bptt, and warns no more
     out, _ = lstm(torch.randn(4, 1, 2, requires_grad=True))
     out.sum().backward()
+
+
+@pytest.mark.skipif("cpu" not in lstmkit.backends(), reason="the CPU kernel does not build here")
+@pytest.mark.parametrize("fields", [StepCache, StepGrads], ids=lambda t: t.__name__)
+def test_a_kernel_whose_field_order_differs_from_python_is_refused_at_load(monkeypatch, fields):
+    """The caches and gradients cross the boundary as lists in the kernel's field order: were a field of the
+    Python NamedTuple moved (here its first two swapped), the backend is refused with one warning, as when
+    it does not build, rather than run mis-wired. The real NamedTuples agree with the kernel."""
+    assert tuple(cpu.kernel().step_cache_fields()) == StepCache._fields
+    assert tuple(cpu.kernel().step_grads_fields()) == StepGrads._fields
+    names = fields._fields[1::-1] + fields._fields[2:]
+    reordered = NamedTuple(fields.__name__, [(name, torch.Tensor) for name in names])
+    cpu.kernel.cache_clear()
+    monkeypatch.setattr(cpu, fields.__name__, reordered)
+    kernel_order = ", ".join(fields._fields)
+    expected = rf"compiled CPU kernel is not available \(its {fields.__name__} fields \({kernel_order}\)"
+    with pytest.warns(UserWarning, match=expected):
+        assert "cpu" not in lstmkit.backends()
+    assert resolve("auto").name == "bptt"
+    monkeypatch.undo()
+    cpu.kernel.cache_clear()
+    assert "cpu" in lstmkit.backends()
 
 
 @pytest.mark.skipif("cpu" not in lstmkit.backends(), reason="the CPU kernel does not build here")
@@ -107,10 +132,10 @@ def test_transposed_product_of_the_weight_gradients_equals_torch(two_threads, dt
     torch.manual_seed(0)
     a, b = torch.randn(777, columns[0], dtype=dtype), torch.randn(777, columns[1], dtype=dtype)
     expected = a.double().t() @ b.double()
-    torch.testing.assert_close(cpu.kernel().matmul_tn(a, b).double(), expected, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(cpu.kernel().matmul_tn(a=a, b=b).double(), expected, rtol=1e-4, atol=1e-3)
     wide = torch.randn(777, 2 * columns[1], dtype=dtype)[:, ::2]  # b as a strided view
     expected = a.double().t() @ wide.double()
-    torch.testing.assert_close(cpu.kernel().matmul_tn(a, wide).double(), expected, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(cpu.kernel().matmul_tn(a=a, b=wide).double(), expected, rtol=1e-4, atol=1e-3)
 
 
 @needs_kernel

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from conftest import BACKENDS
 
 import lstmkit
+from lstmkit.backend import StepPath, registry, resolve
 
 VARIANTS = {
     "vanilla": {},
@@ -46,7 +49,7 @@ def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
     lstm = lstmkit.LSTM(5, 8, 2, backend="cpu").eval()
     x = torch.randn(5)
     with torch.no_grad():
-        assert lstm._streams_in_kernel(x)
+        assert lstm._one_step(x) is not None
         state = lstm.initial_state()
         y, state = lstm.step(x, state)
         torch.testing.assert_close(y, lstm(x[None])[0][0], rtol=1e-6, atol=1e-6)
@@ -57,7 +60,40 @@ def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
         lstm.double()  # new parameter data in the same Parameter objects
         y64, _ = lstm.step(x.double(), lstm.initial_state())
         torch.testing.assert_close(y64, lstm(x.double()[None])[0][0], rtol=1e-12, atol=1e-12)
-    assert not lstm.train()._streams_in_kernel(x)
+    assert lstm.train()._one_step(x) is None
+
+
+@pytest.mark.parametrize("prepares", [True, False], ids=["prepared", "declined"])
+def test_step_takes_the_one_step_path_its_backend_declares(monkeypatch, prepares):
+    """LSTM.step asks the registry for its backend's step path, whichever backend that is: here the
+    reference backend's run over one step, layer by layer, counted. It serves eval() under no_grad when
+    its prepare gives weights, never training; declined (prepare gives None), step runs forward."""
+    calls = []
+
+    def run(x, h, c, layers, zoneouts):
+        calls.append(zoneouts)
+        hs, cs = [], []
+        for k, w in enumerate(layers):
+            result = resolve("reference").run(x[None], h[k], c[k], w)
+            x = result.output[0]
+            hs.append(result.h_n)
+            cs.append(result.c_n)
+        return torch.stack(hs), torch.stack(cs)
+
+    path = StepPath(lambda layers: layers if prepares else None, lambda x: True, run)
+    stepping = dataclasses.replace(resolve("reference"), name="stepping", step=path)
+    monkeypatch.setitem(registry._REGISTRY, "stepping", stepping)
+    torch.manual_seed(3)
+    lstm = lstmkit.LSTM(3, 5, 2, dtype=torch.float64, backend="stepping").eval()
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        expected, (h_n, c_n) = lstm(x)
+        actual, (h, c) = run_steps(lstm, x, lstm.initial_state(2))
+    assert len(calls) == (4 if prepares else 0)
+    for a, e in ((actual, expected), (h, h_n), (c, c_n)):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    run_steps(lstm.train(), x, lstm.initial_state(2))
+    assert len(calls) == (4 if prepares else 0)
 
 
 def test_steps_in_training_carry_gradients_like_the_full_sequence(backend):

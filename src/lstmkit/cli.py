@@ -58,7 +58,7 @@ def build_kernel(args: argparse.Namespace) -> None:
     from lstmkit.backend import available
     from lstmkit.backend.cpu import kernel
 
-    print("Building the compiled CPU kernel (about a minute the first time, cached after)...", flush=True)
+    print("Building the compiled CPU kernel (10-20 seconds the first time, cached after)...", flush=True)
     module = kernel()
     if module is None:
         print(

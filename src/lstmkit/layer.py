@@ -9,9 +9,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmkit import sampling
-from lstmkit.backend import cpu as cpu_backend
-from lstmkit.backend import resolve
-from lstmkit.backend.bptt import ragged_arguments
+from lstmkit.backend import StepPath, resolve
+from lstmkit.backend.registry import ragged_arguments
 from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
 from lstmkit.trace import GateTrace
 from lstmkit.validation import check_input, check_lengths, check_like, check_shape
@@ -193,8 +192,9 @@ class LSTM(nn.Module):
 
         x: (B, I) or (I,); state from ``initial_state`` or the previous step. y_t (B, P) or (P,) is the last
         layer's h_t: step by step, the same as ``forward`` over the whole sequence. In eval() under
-        torch.no_grad(), on the CPU and without layer norm, the compiled kernel runs every layer in one
-        call; otherwise this is ``forward`` on a one-step sequence (training, gradients, any variant)."""
+        torch.no_grad(), where the backend has a one-step path that takes x and these layers (the cpu
+        backend's kernel: on the CPU, without layer norm), every layer runs in one call; otherwise this is
+        ``forward`` on a one-step sequence (training, gradients, any variant)."""
         if self.bidirectional:
             raise ValueError("LSTM.step: a bidirectional LSTM needs the whole sequence; call the module")
         check_input("LSTM.step", x, self.input_size, (1, 2), self.weight_ih_l0)
@@ -202,33 +202,36 @@ class LSTM(nn.Module):
             got = type(state).__name__
             raise ValueError(f"LSTM.step: state must be (h, c) from initial_state(), got {got}")
         batched = x.dim() == 2
-        if self._streams_in_kernel(x):
+        one_step = self._one_step(x)
+        if one_step is not None:
+            path, prepared = one_step
             h, c = self._initial_state(tuple(state), x.shape[0] if batched else 1, batched, x)
-            zoneouts = self.variant.zoneouts
-            h, c = cpu_backend.stream_step(x if batched else x[None], h, c, self._step_tensors(), zoneouts)
+            h, c = path.run(x if batched else x[None], h, c, prepared, self.variant.zoneouts)
             h, c = (h, c) if batched else (h[:, 0], c[:, 0])
             return h[-1], (h, c)
         time_axis = 1 if self.batch_first and batched else 0
         output, state = self.forward(x.unsqueeze(time_axis), state)
         return output.squeeze(time_axis), state
 
-    def _streams_in_kernel(self, x: Tensor) -> bool:
-        return (
-            not self.training
-            and not torch.is_grad_enabled()
-            and not self.variant.layer_norm
-            and resolve(self.backend).name == "cpu"
-            and cpu_backend.can_stream(x)
-        )
+    def _one_step(self, x: Tensor) -> tuple[StepPath, object] | None:
+        """The backend's one-step path and its weights for these layers, where ``step`` takes it: in eval()
+        under no_grad, on a backend whose path takes x and these layers; else None."""
+        if self.training or torch.is_grad_enabled():
+            return None
+        path = resolve(self.backend).step
+        if path is None or not path.takes(x):
+            return None
+        prepared = self._step_weights(path)
+        return None if prepared is None else (path, prepared)
 
-    def _step_tensors(self) -> list[Tensor | None]:
-        """The kernel's weights for ``step``, prepared once and again only after a parameter changes."""
-        key = tuple((p.data_ptr(), p.dtype, p._version) for p in self.parameters())  # .to() changes data
-        cached = getattr(self, "_step_cache", None)
+    def _step_weights(self, path: StepPath) -> object | None:
+        """``path.prepare`` of the layers, made once and again only after a parameter or the path changes."""
+        key = (id(path), *((p.data_ptr(), p.dtype, p._version) for p in self.parameters()))  # .to(): new data
+        cached = getattr(self, "_step_weights_cache", None)
         if cached is None or cached[0] != key:
             layers = [gate_weights(self, self._suffix(layer, 0)) for layer in range(self.num_layers)]
-            self._step_cache = (key, cpu_backend.step_tensors(layers))
-        return self._step_cache[1]
+            self._step_weights_cache = (key, path.prepare(layers))
+        return self._step_weights_cache[1]
 
     def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, Tensor]:
         """h_0 (L*D, B, P) and c_0 (L*D, B, H): zeros, or hx checked against those shapes."""

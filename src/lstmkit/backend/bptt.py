@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.backend.loop import backward_steps, forward_steps, trace_of
-from lstmkit.backend.registry import Backend, LayerResult, register
+from lstmkit.backend.registry import Backend, LayerResult, ragged_arguments, register
 from lstmkit.functional import TORCH_OPS, BulkOps, GateWeights, StepCache, input_projection, weight_gradients
 from lstmkit.trace import GateTrace
 
@@ -83,11 +83,6 @@ def loop_input(
     if loops.projects_input and w.ln_weight_ih is None:
         return x, None, None, {"project": True}
     return *input_projection(x, w, loops.ops), {}
-
-
-def ragged_arguments(batch_sizes: Tensor | None) -> dict:
-    """The extra keyword of a ragged batch for the loops and ``Backend.run``; none for a full one."""
-    return {} if batch_sizes is None else {"batch_sizes": batch_sizes}
 
 
 def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:

@@ -8,6 +8,15 @@ A ``ragged`` backend also takes ``batch_sizes=`` (T,) int64 for a batch sorted b
 step t runs the first batch_sizes[t] rows, later rows keep their state, outputs past a row's end are 0
 and h_T, c_T are each row's state at its last step (padding without keep factors).
 It must be differentiable with respect to x, h0, c0 and every weight, and equal the reference backend.
+
+A backend with a ``step`` (a ``StepPath``, else None) also runs one time step of every layer at once, for
+streaming inference: ``LSTM.step`` takes it in eval() under torch.no_grad() when ``step.takes(x)`` and
+``step.prepare`` gives weights for its layers, and otherwise runs ``run`` on a one-step sequence.
+    prepare(layers: list[GateWeights], one per layer) -> prepared, or None where the path cannot run these
+        layers (a variant it lacks); the layer keeps it until a parameter changes.
+    takes(x) -> bool: whether the path runs this input (its device and dtype).
+    run(x (B, I), h (L, B, P), c (L, B, H), prepared, zoneouts (zoneout_c, zoneout_h)) -> the new h, c:
+        zoneout as its expectation (as in eval()), equal to the backend's ``run`` over that one step.
 Optional backends register only when they import (or build) on this machine.
 """
 
@@ -19,7 +28,16 @@ from typing import NamedTuple
 
 from torch import Tensor
 
+from lstmkit.functional import GateWeights
 from lstmkit.trace import GateTrace
+
+
+class StepPath(NamedTuple):
+    """A backend's one-step path through all layers (see above)."""
+
+    prepare: Callable[[list[GateWeights]], object | None]
+    takes: Callable[[Tensor], bool]
+    run: Callable[[Tensor, Tensor, Tensor, object, tuple[float, float]], tuple[Tensor, Tensor]]
 
 
 class LayerResult(NamedTuple):
@@ -37,6 +55,7 @@ class Backend:
     summary: str
     is_available: Callable[[], bool] = lambda: True  # optional backends check (or build) on first call
     ragged: bool = False  # run takes batch_sizes= (see above)
+    step: StepPath | None = None  # one step through all layers, for streaming (see above)
 
 
 _REGISTRY: dict[str, Backend] = {}
@@ -44,6 +63,11 @@ _REGISTRY: dict[str, Backend] = {}
 
 def register(backend: Backend) -> None:
     _REGISTRY[backend.name] = backend
+
+
+def ragged_arguments(batch_sizes: Tensor | None) -> dict:
+    """The extra keyword of a ragged batch for ``Backend.run``; none for a full one."""
+    return {} if batch_sizes is None else {"batch_sizes": batch_sizes}
 
 
 def available() -> list[str]:

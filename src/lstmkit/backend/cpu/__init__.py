@@ -1,4 +1,5 @@
-"""The "cpu" backend: the hand-BPTT time loops compiled from ``lstm_cpu.cpp``, built on first use and cached.
+"""The "cpu" backend: the hand-BPTT time loops compiled from the C++ files beside this one (the shape contract
+in ``lstm_cpu.h``, which lists them), built on first use and cached.
 
 torch.utils.cpp_extension builds it with ninja and the system C++ compiler into torch's extension cache
 (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), tuned for this machine's CPU; ``lstmkit build``
@@ -18,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
-from lstmkit.backend.registry import Backend, register
+from lstmkit.backend.registry import Backend, StepPath, register
 from lstmkit.functional import (
     BulkOps,
     GateWeights,
@@ -31,36 +32,59 @@ from lstmkit.functional import (
     torch_matmul,
 )
 
-SOURCE = Path(__file__).with_name("lstm_cpu.cpp")
+KERNEL_DIR = Path(__file__).parent
+KERNEL_FILES = sorted([*KERNEL_DIR.glob("*.cpp"), *KERNEL_DIR.glob("*.h")])  # every one in the build's name
+SOURCES = [
+    path for path in KERNEL_FILES if path.suffix == ".cpp"
+]  # the translation units (they include the .h)
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
 
 
 def _build_name() -> str:
-    """A name per source, flags, torch version and CPU: a cached build is never run on the wrong CPU."""
+    """A name per source and header, flags, torch version and CPU: an edit to any kernel file rebuilds, and a
+    cached build is never run on the wrong CPU."""
     cpu_flags = ""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         cpu_flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
-    key = "|".join([SOURCE.read_text(), " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
+    texts = [f"{path.name}\n{path.read_text()}" for path in KERNEL_FILES]
+    key = "|".join([*texts, " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
     return "lstmkit_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 @functools.cache
 def kernel():
-    """The compiled module, built the first time (about a minute) and loaded from the cache after; None
-    (with one warning) when it cannot be built here."""
+    """The compiled module, built the first time (10-20 seconds) and loaded from the cache after; None
+    (with one warning) when it cannot be built here, or when its per-step fields disagree with Python's."""
     from torch.utils import cpp_extension
 
     try:
-        return cpp_extension.load(
-            name=_build_name(), sources=[str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"]
+        module = cpp_extension.load(
+            name=_build_name(),
+            sources=[str(path) for path in SOURCES],
+            extra_cflags=CFLAGS,
+            extra_ldflags=["-fopenmp"],
         )
     except Exception as error:  # no compiler, no ninja, a failed build: fall back, never fail the user
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        warnings.warn(
-            f"lstmkit: the compiled CPU kernel is not available ({reason}); using 'bptt'", stacklevel=2
-        )
-        return None
+    else:
+        reason = field_mismatch(module)
+        if reason is None:
+            return module
+    warnings.warn(f"lstmkit: the compiled CPU kernel is not available ({reason}); using 'bptt'", stacklevel=2)
+    return None
+
+
+def field_mismatch(module) -> str | None:
+    """Why the kernel's StepCache and StepGrads lists would be misread here, or None: they cross the boundary
+    in the order of the kernel's field names, which must be those of lstmkit.functional's NamedTuples."""
+    for theirs, ours in ((module.step_cache_fields(), StepCache), (module.step_grads_fields(), StepGrads)):
+        if tuple(theirs) != ours._fields:
+            return (
+                f"its {ours.__name__} fields ({', '.join(theirs)}) differ from "
+                f"lstmkit.functional.{ours.__name__}'s ({', '.join(ours._fields)})"
+            )
+    return None
 
 
 def _compiled(x: Tensor) -> bool:
@@ -70,10 +94,6 @@ def _compiled(x: Tensor) -> bool:
 
 def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
-
-
-def _weights(w: GateWeights) -> list[Tensor | None]:
-    return [w.weight_hh, w.weight_hr, w.weight_ci, w.weight_cf, w.weight_co, w.ln_weight_hh, w.ln_weight_c]
 
 
 def _padding_keep(keep: Tensor | None, batch_sizes: Tensor | None, size: int, like: Tensor) -> Tensor | None:
@@ -100,9 +120,27 @@ def kernel_forward(
     w_ih = bias = None
     if project:
         w_ih, bias = w.weight_ih, gate_bias(w)
-    args = [x_gates, h0, c0, *_weights(w), w.ln_bias_c, mask, keep_c, keep_h, batch_sizes]
-    output, h, c, *cache = kernel().forward(*map(_contiguous, args), record, *map(_contiguous, [w_ih, bias]))
-    return output, h, c, StepCache(*cache) if record else None
+    output, h, c, cache = kernel().forward(
+        x_gates=x_gates.contiguous(),
+        h0=h0.contiguous(),
+        c0=c0.contiguous(),
+        w_hh=w.weight_hh.contiguous(),
+        w_hr=_contiguous(w.weight_hr),
+        w_ci=_contiguous(w.weight_ci),
+        w_cf=_contiguous(w.weight_cf),
+        w_co=_contiguous(w.weight_co),
+        ln_hh=_contiguous(w.ln_weight_hh),
+        ln_c_w=_contiguous(w.ln_weight_c),
+        ln_c_b=_contiguous(w.ln_bias_c),
+        mask=_contiguous(mask),
+        keep_c=_contiguous(keep_c),
+        keep_h=_contiguous(keep_h),
+        batch_sizes=_contiguous(batch_sizes),
+        record=record,
+        w_ih=_contiguous(w_ih),
+        bias=_contiguous(bias),
+    )
+    return output, h, c, None if cache is None else StepCache(*cache)  # in step_cache_fields() order
 
 
 def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h, batch_sizes=None):
@@ -110,11 +148,24 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
         keep_c = _padding_keep(keep_c, batch_sizes, dc.shape[-1], d_output)
         keep_h = _padding_keep(keep_h, batch_sizes, dh.shape[-1], d_output)
         return PYTHON_LOOPS.backward(d_output, dh, dc, s, w, mask, keep_c, keep_h)
-    args = [*_weights(w), mask, keep_c, keep_h, batch_sizes]
-    dh0, dc0, *grads = kernel().backward(
-        d_output, dh.contiguous(), dc.contiguous(), list(s), *map(_contiguous, args)
+    dh0, dc0, grads = kernel().backward(
+        d_output=d_output,
+        dh_T=dh.contiguous(),
+        dc_T=dc.contiguous(),
+        cache=list(s),  # in step_cache_fields() order
+        w_hh=w.weight_hh.contiguous(),
+        w_hr=_contiguous(w.weight_hr),
+        w_ci=_contiguous(w.weight_ci),
+        w_cf=_contiguous(w.weight_cf),
+        w_co=_contiguous(w.weight_co),
+        ln_hh=_contiguous(w.ln_weight_hh),
+        ln_c_w=_contiguous(w.ln_weight_c),
+        mask=_contiguous(mask),
+        keep_c=_contiguous(keep_c),
+        keep_h=_contiguous(keep_h),
+        batch_sizes=_contiguous(batch_sizes),
     )
-    return dh0, dc0, StepGrads(*grads)
+    return dh0, dc0, StepGrads(*grads)  # in step_grads_fields() order
 
 
 def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -125,22 +176,63 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
         return torch_matmul(a, b, bias)
     if bias is None and not a.is_contiguous() and a.t().is_contiguous():
-        return kernel().matmul_tn(a.t(), b)
-    return kernel().matmul(a.contiguous(), b, _contiguous(bias))
+        return kernel().matmul_tn(a=a.t(), b=b)
+    return kernel().matmul(a=a.contiguous(), b=b, bias=_contiguous(bias))
 
 
 def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm in the kernel (its buffers reused between calls)."""
     if not _compiled(x):
         return torch_layer_norm(x, gain, bias)
-    return tuple(kernel().layer_norm(x.contiguous(), gain.contiguous(), _contiguous(bias)))
+    return kernel().layer_norm(x=x.contiguous(), gain=gain.contiguous(), bias=_contiguous(bias))
 
 
 def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm_backward in the kernel."""
     if not _compiled(dy):
         return torch_layer_norm_backward(dy, x, stats, gain)
-    return tuple(kernel().layer_norm_backward(*(t.contiguous() for t in (dy, x, stats, gain))))
+    return kernel().layer_norm_backward(
+        dy=dy.contiguous(), x=x.contiguous(), stats=stats.contiguous(), gain=gain.contiguous()
+    )
+
+
+def prepare_step(layers: list[GateWeights]) -> list | None:
+    """The step kernel's weights, a StepLayer per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes;
+    None with layer norm, which the step kernel does not run."""
+    if any(w.ln_weight_hh is not None for w in layers):
+        return None
+
+    def prepared(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.detach().contiguous()
+
+    steps = []
+    for w in layers:
+        w_hr_t = None if w.weight_hr is None else w.weight_hr.t()
+        w_cat_t = torch.cat([w.weight_ih, w.weight_hh], dim=1).t()  # (I + P, G*H)
+        steps.append(
+            kernel().StepLayer(
+                w_cat_t=prepared(w_cat_t),
+                bias=prepared(gate_bias(w)),
+                w_hr_t=prepared(w_hr_t),
+                w_ci=prepared(w.weight_ci),
+                w_cf=prepared(w.weight_cf),
+                w_co=prepared(w.weight_co),
+            )
+        )
+    return steps
+
+
+def kernel_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
+    """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c."""
+    zoneout_c, zoneout_h = zoneout
+    return kernel().step(
+        x=x.contiguous(),
+        h=h.contiguous(),
+        c=c.contiguous(),
+        layers=prepared,
+        zoneout_c=zoneout_c,
+        zoneout_h=zoneout_h,
+    )
 
 
 KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backward)
@@ -153,27 +245,6 @@ register(
         summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,
         ragged=True,
+        step=StepPath(prepare_step, _compiled, kernel_step),
     )
 )
-
-
-def step_tensors(layers: list[GateWeights]) -> list[Tensor | None]:
-    """The step kernel's weights, per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes."""
-    prepared = []
-    for w in layers:
-        bias = gate_bias(w)
-        w_hr_t = None if w.weight_hr is None else w.weight_hr.t().contiguous()
-        w_cat_t = torch.cat([w.weight_ih, w.weight_hh], dim=1).t().contiguous()  # (I + P, G*H)
-        prepared += [w_cat_t, bias, w_hr_t, w.weight_ci, w.weight_cf, w.weight_co]
-    return [None if t is None else t.detach().contiguous() for t in prepared]
-
-
-def stream_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
-    """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c."""
-    h, c = kernel().step(x.contiguous(), h.contiguous(), c.contiguous(), prepared, *zoneout)
-    return h, c
-
-
-def can_stream(x: Tensor) -> bool:
-    """Whether the kernel's one-step path takes this input."""
-    return _compiled(x)

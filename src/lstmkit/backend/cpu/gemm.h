@@ -1,0 +1,142 @@
+// Matrix products: one thread's GEMM, a fixed weight packed in panels, the tiled product of large operands
+// over ATen's threads, and a cache-blocked transpose.
+#pragma once
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/native/CPUBlas.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/mm.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "buffer_pool.h"
+#include "threads.h"
+
+namespace lstmkit {
+
+// C (M, N) = A (M, K) · B (K, N) (+ C when `add`), row-major with leading dimensions, on this thread.
+// float: oneDNN's batch-reduce GEMM micro-kernel through ATen (generated once per shape and cached; on
+// CPUs where the BLAS takes a generic path it is several times faster); double (the gradient checks):
+// ATen's matrix product on views of the same memory.
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+          bool add) {
+  if (M <= 0 || N <= 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/false);
+  } else {
+    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+    const Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, options);
+    const Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, options);
+    Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, options);
+    if (add) {
+      c.addmm_(a, b);
+    } else {
+      at::mm_out(c, a, b);
+    }
+  }
+}
+
+// ---- a fixed weight in panels ----------------------------------------------------------------------------
+
+// B (K, N) repacked into panels of kWidth columns, each panel (K, kWidth) contiguous: the micro-kernel
+// streams each panel in order, at nearly its full speed, where the strided rows of a whole (K, N) matrix
+// stall it (up to 2x at small batches). The time loops pack their weights once per call, the large products
+// their right operand. Element (k, j) of B is src[k * row_stride + j * col_stride], so a weight and its
+// transpose pack without a copy first. Packing is split over ATen's threads (call it outside the loops).
+template <typename T>
+class Panels {
+ public:
+  static constexpr int64_t kWidth = 64;
+
+  Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt)
+      : K_(K), N_(N), count_((N + kWidth - 1) / kWidth) {
+    buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/N % kWidth != 0);
+    T* out = buffer_.data_ptr<T>();
+    const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kWidth));  // small: one thread
+    at::parallel_for(0, count_, grain, [&](int64_t first, int64_t last) {
+      for (int64_t p = first; p < last; ++p) {  // read along src's contiguous direction
+        const T* from = src + p * kWidth * col_stride;
+        T* to = out + p * K * kWidth;
+        if (col_stride == 1) {
+          for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
+        } else if (row_stride == 1) {  // a transpose, in blocks of kBlock rows that stay in L1
+          constexpr int64_t kBlock = 64;
+          for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+            const int64_t k1 = std::min(K, k0 + kBlock);
+            for (int64_t j = 0; j < width(p); ++j)
+              for (int64_t k = k0; k < k1; ++k) to[k * kWidth + j] = from[k + j * col_stride];
+          }
+        } else {
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < width(p); ++j) to[k * kWidth + j] = from[k * row_stride + j * col_stride];
+        }
+      }
+    });
+  }
+
+  int64_t count() const { return count_; }
+
+  // C[:, the columns of panels [first, last)] (+)= A (rows, K) · B, on this thread.
+  void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels, bool add = false) const {
+    for (int64_t p = panels.begin; p < panels.end; ++p) multiply_rows(rows, 0, K_, A, lda, C, ldc, p, add);
+  }
+
+  // C[:, panel p's columns] (+)= A (rows, inner) · B[k0 : k0 + inner, panel p's columns], on this thread.
+  void multiply_rows(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t p,
+                     bool add) const {
+    gemm(rows, width(p), inner, A, lda, buffer_.data_ptr<T>() + (p * K_ + k0) * kWidth, kWidth, C + p * kWidth, ldc,
+         add);
+  }
+
+  // The columns [begin, end) of B that panels [first, last) hold.
+  Span columns(Span panels) const { return {panels.begin * kWidth, std::min(N_, panels.end * kWidth)}; }
+
+ private:
+  int64_t width(int64_t p) const { return std::min(kWidth, N_ - p * kWidth); }
+  int64_t K_, N_, count_;
+  Tensor buffer_;
+};
+
+// The same product for large operands (the input projection and the weight gradients, outside the time
+// loop), spread over ATen's threads: B packed into panels, then tiles of 64 rows by one panel, the inner
+// dimension in chunks so that each tile's operands stay in cache. C (M, N) = A (M, K) · B + bias (N)?.
+template <typename T>
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const Panels<T>& B, const T* bias, T* C) {
+  constexpr int64_t kRows = 64, kInner = 512, kWidth = Panels<T>::kWidth;
+  const int64_t panels = B.count(), row_tiles = (M + kRows - 1) / kRows;
+  at::parallel_for(0, row_tiles * panels, 1, [&](int64_t first, int64_t last) {
+    for (int64_t tile = first; tile < last; ++tile) {
+      const int64_t r = (tile / panels) * kRows, p = tile % panels, c = p * kWidth;
+      const int64_t rows = std::min(kRows, M - r), width = std::min(kWidth, N - c);
+      if (bias) {  // the bias that the products add to
+        for (int64_t i = 0; i < rows; ++i) std::copy_n(bias + c, width, C + (r + i) * N + c);
+      }
+      for (int64_t k = 0; k < K; k += kInner) {
+        B.multiply_rows(rows, k, std::min(kInner, K - k), A + r * K + k, K, C + r * N, N, p, bias || k > 0);
+      }
+    }
+  });
+}
+
+// dst (C, R) = src (R, C)^T, both contiguous: in blocks that stay in cache, split over ATen's threads.
+template <typename T>
+void transpose(const T* src, int64_t R, int64_t C, T* dst) {
+  constexpr int64_t kBlock = 32;
+  at::parallel_for(0, (R + kBlock - 1) / kBlock, 16, [&](int64_t first, int64_t last) {
+    for (int64_t r0 = first * kBlock; r0 < std::min(R, last * kBlock); r0 += kBlock) {
+      const int64_t r1 = std::min(R, r0 + kBlock);
+      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+        const int64_t c1 = std::min(C, c0 + kBlock);
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t c = c0; c < c1; ++c) dst[c * R + r] = src[r * C + c];
+      }
+    }
+  });
+}
+
+}  // namespace lstmkit
