@@ -44,7 +44,7 @@ def trained(corpus, tmp_path_factory) -> Path:
 def test_train_writes_the_model_and_a_report_that_learned(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert {"val_loss", "val_bpc", "world_size", "seed", "wall_time_s", "lstmkit_version"} <= set(metrics)
-    uniform = math.log(len(json.loads((trained / "config.json").read_text())["chars"]) + 1)
+    uniform = math.log(len(json.loads((trained / "config.json").read_text())["fitted"]["chars"]) + 1)
     assert metrics["val_loss"] < uniform - 0.5  # two epochs on 36,000 characters already beat guessing
     assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
     training = metrics["training"]

@@ -92,11 +92,12 @@ def w(tmp_path_factory) -> Path:
             (damaged / file).write_bytes((w / name / file).read_bytes()[:300])
         config = json.loads((w / name / CONFIG_FILE).read_text())
         shutil.copytree(w / name, w / f"{name}_keyless")
-        (w / f"{name}_keyless" / CONFIG_FILE).write_text(json.dumps({"task": config["task"]}))
+        keyless = {key: config[key] for key in ("task", "lstmkit_version", "layout")}
+        (w / f"{name}_keyless" / CONFIG_FILE).write_text(json.dumps(keyless))
         shutil.copytree(w / name, w / f"{name}_resized")  # the config of a larger model
-        bigger = {**config, "hidden_size": 5} if "hidden_size" in config else config
-        if "model" in config:
-            bigger = {**config, "model": {**config["model"], "hidden_size": 5}}
+        bigger = {**config, "hyperparameters": {**config["hyperparameters"], "hidden_size": 5}}
+        if config["fitted"].get("hidden_size"):  # the forecaster's size, chosen from the data
+            bigger["fitted"] = {**config["fitted"], "hidden_size": 5}
         (w / f"{name}_resized" / CONFIG_FILE).write_text(json.dumps(bigger))
     return w
 
@@ -211,14 +212,17 @@ CASES = {
         "classify predict {w}/cl_trunc {w}/ecg.txt",
         "model.safetensors: not a readable",
     ),
-    "charlm config without keys": ("charlm sample {w}/cm_keyless", "cm_keyless/config.json: has no 'chars'"),
+    "charlm config without keys": (
+        "charlm sample {w}/cm_keyless",
+        "cm_keyless/config.json: has no 'hyperparameters'",
+    ),
     "forecast config without keys": (
         f"forecast predict {{w}}/fc_keyless {AIR}",
-        "config.json: has no 'horizon'",
+        "config.json: has no 'hyperparameters'",
     ),
     "classify config without keys": (
         "classify predict {w}/cl_keyless {w}/ecg.txt",
-        "config.json: has no 'model'",
+        "config.json: has no 'hyperparameters'",
     ),
     "charlm weights unlike config": (
         "charlm sample {w}/cm_resized",
