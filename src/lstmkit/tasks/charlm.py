@@ -25,7 +25,7 @@ from lstmkit.models.charlm import CharNetwork
 from lstmkit.plots.record import GateRecord, shown
 from lstmkit.tasks.estimator import Estimator
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train import distributed
 from lstmkit.train.loop import TrainConfig
 
@@ -303,49 +303,40 @@ def evaluate(args: argparse.Namespace) -> None:
     )
 
 
+TRAIN_TEXTS = (
+    "train on a UTF-8 text file",
+    "Train a character LSTM on TEXT (UTF-8); the last 10% of the file (at most "
+    f"{MAX_VALIDATION:,} characters) is for validation.",
+    "example:\n  lstmkit charlm train shakespeare.txt --out runs/shakespeare --minutes 20",
+)
+SAMPLE_TEXTS = ("generate text from a trained model", "Continue a prompt with a trained model.", "")
+EVAL_TEXTS = ("loss of a trained model on a text file", "Score a UTF-8 text file with a trained model.", "")
+
+
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """`lstmkit charlm train|sample|eval`."""
-    actions = parser.add_subparsers(title="commands", dest="action", metavar="COMMAND", required=True)
-    groups = add_train_command(
-        actions,
-        CharLM,
-        train,
-        help="train on a UTF-8 text file",
-        description="Train a character LSTM on TEXT (UTF-8); the last 10% of the file (at most "
-        f"{MAX_VALIDATION:,} characters) is for validation.",
-        epilog="example:\n  lstmkit charlm train shakespeare.txt --out runs/shakespeare --minutes 20",
-    )
+    actions = actions_of(parser)
+    groups = add_train_command(actions, CharLM, train, TRAIN_TEXTS)
     groups["data"].add_argument("text", type=Path, metavar="TEXT", help="the training text, UTF-8")
 
-    p = actions.add_parser(
-        "sample",
-        help="generate text from a trained model",
-        description="Continue a prompt with a trained model. "
-        + python_line(CharLM, ".load(DIR).sample(PROMPT)"),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = add_command(actions, "sample", CharLM, ".load(DIR).sample(PROMPT)", sample, SAMPLE_TEXTS)
+    p.add_argument("--prompt", default="\n", help="text to start from (default: a line break)")
+    p.add_argument(
+        "--length", type=POSITIVE_INT.parse, default=500, help="characters to generate (default: 500)"
     )
-    model_dir_argument(p, "charlm")
-    p.add_argument("--prompt", default="\n", help="text to start from")
-    p.add_argument("--length", type=POSITIVE_INT.parse, default=500, help="characters to generate")
     p.add_argument(
         "--temperature",
+        metavar="T",
         type=NON_NEGATIVE.parse,
         default=0.8,
-        help="below 1: safer, above 1: wilder, 0: greedy",
+        help="below 1: safer, above 1: wilder, 0: greedy (default: 0.8)",
     )
-    p.add_argument("--seed", type=SEED.parse, default=0, help="random seed for sampling")
-    p.set_defaults(run=sample)
+    p.add_argument(
+        "--seed", metavar="N", type=SEED.parse, default=0, help="random seed for sampling (default: 0)"
+    )
 
-    p = actions.add_parser(
-        "eval",
-        help="loss of a trained model on a text file",
-        description="Score a text file with a trained model. "
-        + python_line(CharLM, ".load(DIR).evaluate(TEXT)"),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    model_dir_argument(p, "charlm")
+    p = add_command(actions, "eval", CharLM, ".load(DIR).evaluate(TEXT)", evaluate, EVAL_TEXTS)
     p.add_argument("text", type=Path, metavar="TEXT", help="UTF-8 text to score")
-    p.set_defaults(run=evaluate)
 
 
 register(Task("charlm", "character-level language model: train, sample, eval", add_commands, CharLM, __doc__))

@@ -30,7 +30,7 @@ from lstmkit.tasks.classification import (
     label_ids,
 )
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train.metrics import accuracy
 
 
@@ -299,18 +299,18 @@ def predict(args: argparse.Namespace) -> None:
         print(f"accuracy {accuracy(predicted, actual):.4f} on {len(actual)} series")
 
 
+TRAIN_TEXTS = ("train and test a classifier", DESCRIPTION, EXAMPLES)
+PREDICT_TEXTS = (
+    "classify series with a trained model",
+    PREDICT_DESCRIPTION,
+    "example:\n  lstmkit classify predict ecg ECG200_TEST.txt",
+)
+
+
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """`lstmkit classify train|predict`."""
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
-    groups = add_train_command(
-        actions,
-        SeriesClassifier,
-        train,
-        help="train and test a classifier",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
-    data = groups["data"]
+    actions = actions_of(parser)
+    data = add_train_command(actions, SeriesClassifier, train, TRAIN_TEXTS)["data"]
     data.add_argument("data", metavar="DATA", type=Path, help="labelled series, one per row")
     data.add_argument("--test", metavar="FILE", type=Path, help="labelled series to test on, as DATA")
     data.add_argument(
@@ -329,16 +329,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
     )
 
-    p = actions.add_parser(
-        "predict",
-        help="classify series with a trained model",
-        description=f"{PREDICT_DESCRIPTION}\n{python_line(SeriesClassifier, '.load(DIR).predict(DATA)')}",
-        epilog="example:\n  lstmkit classify predict ecg ECG200_TEST.txt",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    model_dir_argument(p, "classify")
+    p = add_command(actions, "predict", SeriesClassifier, ".load(DIR).predict(DATA)", predict, PREDICT_TEXTS)
     p.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")
-    p.set_defaults(run=predict)
 
 
 register(

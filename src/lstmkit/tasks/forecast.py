@@ -36,7 +36,7 @@ from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.plots.record import GateRecord
 from lstmkit.tasks.estimator import Estimator
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train import distributed
 from lstmkit.train.loop import TrainConfig
 from lstmkit.train.metrics import mae, mase, rmse
@@ -626,6 +626,7 @@ def column_list(text: str) -> list[str]:
     return names
 
 
+TRAIN_HELP = "train a forecaster on a CSV column and score it against baselines"
 TRAIN_DESCRIPTION = """\
 Train an LSTM to forecast the column TARGET of CSV H steps ahead, test it on the end of the series
 against the naive and seasonal naive forecasts, and write DIR/model.safetensors, config.json,
@@ -651,7 +652,9 @@ examples:
   lstmkit forecast train daily-min-temperatures.csv --target Temp --horizon 7 --out runs/temp
   lstmkit forecast train pollution.csv --target pm2.5 --features DEWP,TEMP,PRES,cbwd,Iws \\
       --horizon 24 --minutes 5 --out runs/pm25"""
+TRAIN_TEXTS = (TRAIN_HELP, TRAIN_DESCRIPTION, TRAIN_EXAMPLES)
 
+PREDICT_HELP = "forecast the steps after the end of a CSV with a trained model"
 PREDICT_DESCRIPTION = """\
 Forecast the H steps after the last row of CSV with the model in DIR (written by 'forecast train').
 The CSV needs the training columns (target, time, features) and at least the model's window of rows;
@@ -661,20 +664,13 @@ PREDICT_EXAMPLES = """\
 examples:
   lstmkit forecast predict runs/air airline-passengers.csv               the model's horizon
   lstmkit forecast predict runs/air new-data.csv --horizon 1 --output next.csv"""
+PREDICT_TEXTS = (PREDICT_HELP, PREDICT_DESCRIPTION, PREDICT_EXAMPLES)
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """`lstmkit forecast train|predict`."""
-    actions = parser.add_subparsers(title="commands", dest="action", metavar="COMMAND", required=True)
-    groups = add_train_command(
-        actions,
-        Forecaster,
-        train,
-        help="train a forecaster on a CSV column and score it against baselines",
-        description=TRAIN_DESCRIPTION,
-        epilog=TRAIN_EXAMPLES,
-    )
-    data = groups["data"]
+    actions = actions_of(parser)
+    data = add_train_command(actions, Forecaster, train, TRAIN_TEXTS)["data"]
     data.add_argument("csv", type=Path, metavar="CSV", help="the series, one row per time step")
     data.add_argument("--target", metavar="COL", help="the column to forecast (long format: y)")
     data.add_argument(
@@ -695,14 +691,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         help="the test part at the end: a fraction or a number of steps (default: 0.2)",
     )
 
-    p = actions.add_parser(
-        "predict",
-        help="forecast the steps after the end of a CSV with a trained model",
-        description=f"{PREDICT_DESCRIPTION}\n{python_line(Forecaster, '.load(DIR).predict(CSV)')}",
-        epilog=PREDICT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    model_dir_argument(p, "forecast")
+    p = add_command(actions, "predict", Forecaster, ".load(DIR).predict(CSV)", predict, PREDICT_TEXTS)
     p.add_argument("csv", type=Path, metavar="CSV", help="the series up to now, with the training columns")
     p.add_argument(
         "--horizon", type=POSITIVE_INT.parse, metavar="H", help="steps to forecast (default: the model's)"
@@ -713,7 +702,6 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"where to write the forecasts (default: DIR/{FORECAST_CSV})",
     )
-    p.set_defaults(run=predict)
 
 
 register(

@@ -32,12 +32,39 @@ def python_line(estimator: type[Estimator], use: str) -> str:
     return f"From Python: lstmkit.{estimator.__name__}{use}."
 
 
+def actions_of(parser: argparse.ArgumentParser):
+    """The sub-commands of 'lstmkit TASK': train, predict, sample, eval."""
+    return parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
+
+
+def add_command(
+    actions, name: str, estimator: type[Estimator], use: str, run: Callable, texts: tuple[str, str, str]
+) -> argparse.ArgumentParser:
+    """'TASK NAME DIR ...', a command on a trained model: RUN(args) does it; TEXTS are its one-line help,
+    its description and its examples; USE completes the sentence that names the Python behind it
+    (".load(DIR).predict(CSV)"). The parser gets DIR; the caller adds the rest."""
+    help, description, epilog = texts
+    parser = actions.add_parser(
+        name,
+        help=help,
+        description=f"{description}\n\n{python_line(estimator, use)}",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "model_dir", type=Path, metavar="DIR", help=f"the --out directory of '{estimator.task} train'"
+    )
+    parser.set_defaults(run=run)
+    return parser
+
+
 def add_train_command(
-    actions, estimator: type[Estimator], train: Callable, *, help: str, description: str, epilog: str = ""
+    actions, estimator: type[Estimator], train: Callable, texts: tuple[str, str, str]
 ) -> dict[str, argparse._ArgumentGroup]:
-    """'TASK train': the hyperparameters (from the estimator's Config), --out and --resume. Returns the
-    argument groups ("data", "model", "training"), where the task adds its data arguments.
-    TRAIN(estimator, args, out_dir) -> Outcome fits and evaluates."""
+    """'TASK train': the hyperparameters (from the estimator's Config), --out and --resume; TEXTS as for
+    ``add_command``. Returns the argument groups ("data", "model", "training"), where the task adds its
+    data arguments. TRAIN(estimator, args, out_dir) -> Outcome fits and evaluates."""
+    help, description, epilog = texts
     parser = actions.add_parser(
         "train",
         help=help,
@@ -66,7 +93,3 @@ def run_train(args: argparse.Namespace, estimator_class: type[Estimator], train:
     print(outcome.summary)
     print(f"Wrote {out_dir}/: {', '.join(path.name for path in written)}.")
     print(outcome.next)
-
-
-def model_dir_argument(parser: argparse.ArgumentParser, task: str) -> None:
-    parser.add_argument("model_dir", type=Path, metavar="DIR", help=f"the --out directory of '{task} train'")

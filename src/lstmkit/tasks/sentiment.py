@@ -37,7 +37,7 @@ from lstmkit.tasks.classification import (
 )
 from lstmkit.tasks.estimator import METRICS_FILE
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, add_train_command, model_dir_argument, python_line
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train.checkpoint import STATE_FILE, load_tensors
 from lstmkit.train.loop import LoopState
 
@@ -358,45 +358,30 @@ def predict(args: argparse.Namespace) -> None:
         print(f"{clf.class_names[row.argmax()]}\t{row.max():.4f}\t{text}")
 
 
+TRAIN_TEXTS = ("train and test a text classifier", DESCRIPTION, EXAMPLES)
+PREDICT_TEXTS = ("classify texts with a trained model", PREDICT_DESCRIPTION, PREDICT_EXAMPLES)
+DETECTED_COLUMN = "a header name or a number from 1 (default: detected)"
+
+
 def add_commands(parser: argparse.ArgumentParser) -> None:
     """`lstmkit sentiment train|predict`."""
-    actions = parser.add_subparsers(title="actions", dest="action", metavar="ACTION", required=True)
-    groups = add_train_command(
-        actions,
-        TextClassifier,
-        train,
-        help="train and test a text classifier",
-        description=DESCRIPTION,
-        epilog=EXAMPLES,
-    )
-    data = groups["data"]
+    actions = actions_of(parser)
+    data = add_train_command(actions, TextClassifier, train, TRAIN_TEXTS)["data"]
     data.add_argument("data", metavar="DATA", type=Path, nargs="*", help="a table, a folder, or class files")
     data.add_argument("--pos", metavar="F", type=Path, help="texts of the class 'pos', one per line")
     data.add_argument("--neg", metavar="F", type=Path, help="texts of the class 'neg', one per line")
     data.add_argument("--encoding", metavar="E", help="text encoding of the files (default: UTF-8)")
-    data.add_argument(
-        "--text-column", metavar="C", help="a header name or a number from 1 (default: detected)"
-    )
-    data.add_argument(
-        "--label-column", metavar="C", help="a header name or a number from 1 (default: detected)"
-    )
+    data.add_argument("--text-column", metavar="C", help=DETECTED_COLUMN)
+    data.add_argument("--label-column", metavar="C", help=DETECTED_COLUMN)
     data.add_argument(
         "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
     )
     data.add_argument("--folds", metavar="K", type=FOLDS.parse, help="K-fold cross-validation (K >= 2)")
 
-    p = actions.add_parser(
-        "predict",
-        help="classify texts with a trained model",
-        description=f"{PREDICT_DESCRIPTION}\n{python_line(TextClassifier, '.load(DIR).predict(TEXTS)')}",
-        epilog=PREDICT_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    model_dir_argument(p, "sentiment")
+    p = add_command(actions, "predict", TextClassifier, ".load(DIR).predict(TEXTS)", predict, PREDICT_TEXTS)
     p.add_argument("texts", metavar="TEXT", nargs="*", help="texts to classify")
     p.add_argument("--file", metavar="F", type=Path, help="more texts, one per line")
     p.add_argument("--encoding", metavar="E", help="text encoding of --file (default: UTF-8)")
-    p.set_defaults(run=predict)
 
 
 register(

@@ -107,6 +107,29 @@ def _padding_keep(keep: Tensor | None, batch_sizes: Tensor | None, size: int, li
     return torch.where(pad[..., None], 1.0, keep)
 
 
+def _weight_arguments(w: GateWeights) -> dict[str, Tensor | None]:
+    """The recurrence's weights by the kernel's argument names; None for a variant that is off."""
+    return {
+        "w_hh": w.weight_hh.contiguous(),
+        "w_hr": _contiguous(w.weight_hr),
+        "w_ci": _contiguous(w.weight_ci),
+        "w_cf": _contiguous(w.weight_cf),
+        "w_co": _contiguous(w.weight_co),
+        "ln_hh": _contiguous(w.ln_weight_hh),
+        "ln_c_w": _contiguous(w.ln_weight_c),
+    }
+
+
+def _keep_arguments(mask, keep_c, keep_h, batch_sizes) -> dict[str, Tensor | None]:
+    """Recurrent dropout's mask, zoneout's keep factors and a ragged batch's sizes, by name."""
+    return {
+        "mask": _contiguous(mask),
+        "keep_c": _contiguous(keep_c),
+        "keep_h": _contiguous(keep_h),
+        "batch_sizes": _contiguous(batch_sizes),
+    }
+
+
 def kernel_forward(
     x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool, batch_sizes=None, project=False
 ):
@@ -124,18 +147,9 @@ def kernel_forward(
         x_gates=x_gates.contiguous(),
         h0=h0.contiguous(),
         c0=c0.contiguous(),
-        w_hh=w.weight_hh.contiguous(),
-        w_hr=_contiguous(w.weight_hr),
-        w_ci=_contiguous(w.weight_ci),
-        w_cf=_contiguous(w.weight_cf),
-        w_co=_contiguous(w.weight_co),
-        ln_hh=_contiguous(w.ln_weight_hh),
-        ln_c_w=_contiguous(w.ln_weight_c),
+        **_weight_arguments(w),
         ln_c_b=_contiguous(w.ln_bias_c),
-        mask=_contiguous(mask),
-        keep_c=_contiguous(keep_c),
-        keep_h=_contiguous(keep_h),
-        batch_sizes=_contiguous(batch_sizes),
+        **_keep_arguments(mask, keep_c, keep_h, batch_sizes),
         record=record,
         w_ih=_contiguous(w_ih),
         bias=_contiguous(bias),
@@ -153,17 +167,8 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
         dh_T=dh.contiguous(),
         dc_T=dc.contiguous(),
         cache=list(s),  # in step_cache_fields() order
-        w_hh=w.weight_hh.contiguous(),
-        w_hr=_contiguous(w.weight_hr),
-        w_ci=_contiguous(w.weight_ci),
-        w_cf=_contiguous(w.weight_cf),
-        w_co=_contiguous(w.weight_co),
-        ln_hh=_contiguous(w.ln_weight_hh),
-        ln_c_w=_contiguous(w.ln_weight_c),
-        mask=_contiguous(mask),
-        keep_c=_contiguous(keep_c),
-        keep_h=_contiguous(keep_h),
-        batch_sizes=_contiguous(batch_sizes),
+        **_weight_arguments(w),
+        **_keep_arguments(mask, keep_c, keep_h, batch_sizes),
     )
     return dh0, dc0, StepGrads(*grads)  # in step_grads_fields() order
 
