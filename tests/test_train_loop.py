@@ -53,7 +53,7 @@ def test_training_lowers_the_validation_loss(tmp_path):
     assert len(state.history["val_loss"]) == 40
 
 
-def test_resume_continues_exactly_where_it_stopped(tmp_path):
+def test_resume_continues_exactly_where_it_stopped(tmp_path, capsys):
     straight = SumJob()
     Trainer(straight, TrainConfig(epochs=4, lr=1e-2), tmp_path / "a").fit()
     first = SumJob()
@@ -62,8 +62,11 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     with torch.no_grad():  # scramble the fresh model: resume must overwrite every weight
         for p in resumed.model.parameters():
             p.add_(1.0)
+    capsys.readouterr()
     state = Trainer(resumed, TrainConfig(epochs=4, lr=1e-2), tmp_path / "b").fit(resume=True)
     assert state.step == 16
+    said = capsys.readouterr().out  # where it resumed: 2 epochs of 4 batches done
+    assert f"Resumed {tmp_path / 'b' / STATE_FILE}: step 8, at the start of epoch 3, after 0:0" in said
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
@@ -108,3 +111,11 @@ def test_model_directory_round_trip_and_task_check(tmp_path):
     assert all(torch.equal(tensors[k], v) for k, v in job.model.state_dict().items())
     with pytest.raises(InputError, match=r"holds a 'sum' model, not a 'forecast' one"):
         load_model(tmp_path, "forecast")
+
+
+def test_training_without_a_directory_writes_no_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    state = Trainer(SumJob(), TrainConfig(epochs=2), None).fit()
+    assert state.step == 8 and not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="resuming needs the directory"):
+        Trainer(SumJob(), TrainConfig(epochs=2), None).fit(resume=True)

@@ -29,7 +29,7 @@ class Progress:
 
     mode: "auto" (a bar where ``stream`` is a terminal or in a notebook, else lines), "bar", "lines" or
     "off". A line reads "training 42% | step 340, epoch 2, loss 1.2345, 26,900 chars/s | 3:12 elapsed,
-    4:25 left"; the time left is extrapolated from the share done.
+    4:25 left" (the time left extrapolated from the share done), and the last "training done | ...".
     """
 
     def __init__(self, mode: str = "auto", stream: TextIO | None = None, interval: float = LINE_INTERVAL):
@@ -60,21 +60,22 @@ class Progress:
         elif self.mode == "lines" and time.monotonic() - self.last_line >= self.interval:
             self._line()
 
-    def _line(self) -> None:
+    def _line(self, done: bool = False) -> None:
         self.last_line = now = time.monotonic()
         elapsed = now - self.started
-        left = f", {clock(elapsed * (100 - self.percent) / self.percent)} left" if self.percent > 0 else ""
+        where = "done" if done else f"{self.percent:3.0f}%"
+        left = ""
+        if self.percent > 0 and not done:
+            left = f", {clock(elapsed * (100 - self.percent) / self.percent)} left"
         print(
-            f"training {self.percent:3.0f}% | {self.status} | {clock(elapsed)} elapsed{left}",
-            file=self.stream,
-            flush=True,
+            f"training {where} | {self.status} | {clock(elapsed)} elapsed{left}", file=self.stream, flush=True
         )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
         elif self.mode == "lines" and self.status:
-            self._line()
+            self._line(done=True)
 
     def __enter__(self) -> Progress:
         return self
