@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import machine
 import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
@@ -315,7 +316,7 @@ def main() -> None:
         raise SystemExit("the compiled CPU kernel is not available here; nothing to time")
     repeats = 3 if args.quick else args.repeats
     blas, ours = sgemm_gflops(repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, lstmkit {lstmkit.__version__}")
+    print(f"machine: {machine.describe()}")
     print(f"large sgemm (2048^3): torch.mm {blas:.1f} GFLOP/s, lstmkit tiled GEMM {ours:.1f} GFLOP/s")
     peak = max(blas, ours)
     tables = {

@@ -18,6 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import machine
+
 from lstmkit.cli import main as lstmkit_main
 
 SETTINGS = ["--hidden-size", "64", "--batch-size", "64", "--lr", "3e-3", "--clip", "1"]
@@ -63,6 +65,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-memory"))
     parser.add_argument("--only", choices=list(RUNS), help="run one of the two")
     args = parser.parse_args()
+    print(f"machine: {machine.describe()}")
     met = True
     for name in [args.only] if args.only else list(RUNS):
         results = run(name, args.out)

@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine
 import torch
 
 import lstmkit
@@ -145,7 +146,7 @@ def main() -> None:
         "--repeats", type=int, default=3, help="rounds per task, each a fresh run (the median is kept)"
     )
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backend {lstmkit.backends()[0]}")
+    print(f"machine: {machine.describe()}; backend {lstmkit.backends()[0]}")
     print(
         f"{'task':<10} {'steps':>6} {'task ms/step':>13} {'train_step ms':>14} {'bare LSTM ms':>13} "
         f"{'task / bare':>12} {'train_step / bare':>18}"

@@ -20,6 +20,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from lstmkit import datasets  # noqa: E402
 from lstmkit.tasks.charlm import CharLM  # noqa: E402  (the estimators need the layer above)
 from lstmkit.tasks.classify import SeriesClassifier  # noqa: E402
 from lstmkit.tasks.estimator import load_estimator as load  # noqa: E402
@@ -38,6 +39,7 @@ __all__ = [
     "GateTrace",
     "Variant",
     "backends",
+    "datasets",
     "load",
     "CharLM",
     "Forecaster",

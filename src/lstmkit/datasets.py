@@ -10,6 +10,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from lstmkit.data.text import load_bundled_text
+
 FILES = ("airline-passengers.csv", "tinyshakespeare.txt")
 
 
@@ -30,4 +32,4 @@ def airline():
 
 def shakespeare() -> str:
     """The tinyshakespeare text (about 1.1 M characters) as one string."""
-    return path("tinyshakespeare.txt").read_text(encoding="utf-8")
+    return load_bundled_text("tinyshakespeare.txt")
