@@ -197,6 +197,8 @@ def test_hyperparameters_are_checked_in_python_as_on_the_command_line():
         (lambda: lstmkit.SeriesClassifier().fit(np.ones((4, 8)), [0, 1, 0, 1]), "--window 16 is longer"),
         (lambda: lstmkit.SeriesClassifier(window=4).fit([[1, np.nan, 2, 3, 4]], [0]), "finite numbers"),
         (lambda: lstmkit.CharLM().fit("too short"), "characters are too few"),
+        (lambda: lstmkit.CharLM().fit("corpus.txt"), "corpus.txt: no such file"),
+        (lambda: lstmkit.load("nowhere"), "nowhere: no such directory"),
     ],
 )
 def test_bad_input_from_python_is_one_clear_input_error(call, message):
@@ -210,3 +212,14 @@ def test_frames_bad_values_name_the_row(tmp_path):
     frame.loc[7, "sales"] = "n/a?"
     with pytest.raises(InputError, match=r"DataFrame, row 8, column 'sales': 'n/a\?' is not a number"):
         lstmkit.Forecaster(horizon=1).fit(frame, target="sales")
+
+
+def test_a_directory_of_another_layout_or_task_is_refused_in_one_line(forecaster, tmp_path):
+    forecaster.save(tmp_path / "fc")
+    config = json.loads((tmp_path / "fc" / CONFIG_FILE).read_text())
+    with pytest.raises(InputError, match="holds a 'forecast' model, not a 'charlm' one"):
+        lstmkit.CharLM.load(tmp_path / "fc")
+    del config["layout"]  # as an older lstmkit wrote it
+    (tmp_path / "fc" / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(InputError, match="in another layout; train the model again"):
+        lstmkit.load(tmp_path / "fc")

@@ -99,12 +99,20 @@ def format_loss(nats: float) -> str:
 def corpus(text: str | Path, vocab: CharVocab | None = None) -> tuple[CharVocab, torch.Tensor, str]:
     """TEXT as ids (N,), with the vocabulary (built from it unless given) and a name for messages: a Path,
     or a string naming an existing file, is read (UTF-8, in chunks); any other string is the text."""
-    if isinstance(text, Path) or (isinstance(text, str) and "\n" not in text and Path(text).is_file()):
-        return *read_corpus(text, vocab), str(text)
-    if not isinstance(text, str):
+    if not isinstance(text, (str, Path)):
         raise InputError(f"expected a text or the path of a text file, got {type(text).__name__}")
+    one_line = isinstance(text, str) and "\n" not in text
+    if isinstance(text, Path) or (one_line and (Path(text).is_file() or looks_like_a_path(text))):
+        return *read_corpus(text, vocab), str(text)
     vocab = vocab or CharVocab.from_text(text)
     return vocab, vocab.encode(text), "the text"
+
+
+def looks_like_a_path(text: str) -> bool:
+    """A one-line string that names a file rather than being the text: "corpus.txt", "data/input"."""
+    return (
+        len(text) < 1000 and " " not in text.strip() and ("/" in text or Path(text).suffix in (".txt", ".md"))
+    )
 
 
 class CharLM(Estimator):
