@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA
 
 from lstmkit.cli import main
 from lstmkit.data.timeseries import STEPLESS, Clock, Series
@@ -23,13 +24,9 @@ from lstmkit.models.forecaster import (
 )
 from lstmkit.tasks.forecast import ForecastJob, Split, score
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def airline() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    return DATA / "airline-passengers" / "airline-passengers.csv"
+    return DATA / "airline-passengers.csv"
 
 
 def make_series(values, features=None, clock: Clock = STEPLESS) -> Series:
