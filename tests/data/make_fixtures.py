@@ -153,7 +153,9 @@ def ucr(ones: int, minus_ones: int, seed: int) -> bytes:
     rng = Draws(seed)
     labels = [1] * ones + [-1] * minus_ones
     rng.shuffle(labels)
-    labels[:2] = [1, -1]  # both classes within the first rows that tests slice off
+    for position, label in enumerate((1, -1)):  # both classes within the first rows that tests slice off
+        other = labels.index(label, position)
+        labels[position], labels[other] = labels[other], labels[position]
     lines = ["".join(f"{v:16.7e}" for v in [float(label), *beat(label, rng)]) + "\n" for label in labels]
     return "".join(lines).encode("ascii")
 
