@@ -1,12 +1,17 @@
-"""Shared helpers: backends to parametrize over, torch twins, and gradient comparison."""
+"""Shared helpers: backends to parametrize over, torch twins, gradient comparison, the test data's folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
 import lstmkit
 
+# The test data: small files in the repository (tests/data/README.md says what each is); every test reads
+# them from here, so that a plain clone runs the whole suite.
+DATA = Path(__file__).resolve().parent / "data"
 BACKENDS = lstmkit.backends()
 # float32 agreement between two ways of computing the same thing (torch.nn.LSTM's bound, 1e-5): vectorised
 # exp/tanh and GEMM blocking that depends on the batch size differ by a few ulps per step.

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lstmkit.cli import main
+from lstmkit.data.text import load_bundled_text
 
-SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 SMALL = ["--hidden-size", "32", "--layers", "1", "--embed-size", "8", "--seq-len", "32", "--batch-size", "8"]
 
 
@@ -24,10 +24,8 @@ def exit_status(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    if not SHAKESPEARE.is_file():
-        pytest.skip(f"shared data not found at {SHAKESPEARE}")
     path = tmp_path_factory.mktemp("data") / "slice.txt"
-    path.write_text(SHAKESPEARE.read_text()[:40_000])
+    path.write_text(load_bundled_text()[:40_000])  # tinyshakespeare, bundled with the package
     return path
 
 

@@ -1,33 +1,28 @@
-"""`lstmkit classify train` and `predict` end to end on slices of ECG200 and on small CSVs; bad input."""
+"""`lstmkit classify train` and `predict` end to end on UCR-format series and on small CSVs; bad input."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA
 
 import lstmkit
 from lstmkit.cli import main
 from lstmkit.models.classifier import Ensemble
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--hidden-size", "8", "--epochs", "3", "--seed", "1"]
 
 
 @pytest.fixture(scope="module")
-def ecg_slice(tmp_path_factory):
-    """The first 40 training and 30 test series of ECG200, lines unchanged."""
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    folder = tmp_path_factory.mktemp("ecg")
-    for name, rows in (("ECG200_TRAIN.txt", 40), ("ECG200_TEST.txt", 30)):
-        lines = (DATA / "ucr-ecg200" / name).read_text().split("\n")[:rows]
-        (folder / name).write_text("\n".join(lines) + "\n")
-    return folder / "ECG200_TRAIN.txt", folder / "ECG200_TEST.txt"
+def ecg_slice():
+    """40 training and 30 test series in ECG200's UCR format (96 values a series, labels -1 and 1)."""
+    files = DATA / "ucr" / "BEATS_TRAIN.txt", DATA / "ucr" / "BEATS_TEST.txt"
+    assert [path.read_bytes().count(b"\n") for path in files] == [40, 30]  # the sizes the tests count on
+    return files
 
 
 def one_line_error(capsys) -> str:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from lstmkit.data import text as text_module
-from lstmkit.data.text import CharVocab, read_corpus, split_train_val
-
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare" / "input.txt"
+from lstmkit.data.text import CharVocab, load_bundled_text, read_corpus, split_train_val
 
 
 def test_chunks_that_split_characters_give_the_ids_of_the_whole_text(tmp_path, monkeypatch):
@@ -55,10 +52,9 @@ print(len(ids), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) //
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB is Linux's")
-@pytest.mark.skipif(not SHAKESPEARE.is_file(), reason="shared data not found")
 def test_reading_a_corpus_takes_about_one_byte_per_character(tmp_path):
     path = tmp_path / "big.txt"
-    path.write_bytes(SHAKESPEARE.read_bytes() * 30)  # 33.5 MB
+    path.write_bytes(load_bundled_text().encode("utf-8") * 30)  # 33.5 MB: the bundled tinyshakespeare
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, timeout=300
     )

@@ -10,22 +10,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from conftest import DATA
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 import lstmkit
 from lstmkit.cli import main
+from lstmkit.data.text import load_bundled_text
 from lstmkit.train import distributed
 from lstmkit.train.checkpoint import STATE_FILE, load_tensors
 from lstmkit.train.loop import TrainConfig, Trainer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ONE_STEP = TrainConfig(epochs=1, lr=0.05, grad_clip=0.0, patience=0, schedule="constant")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
 
 
 class Regressor(nn.Module):
@@ -117,10 +116,9 @@ def assert_same_curve(one: Path, two: Path) -> None:
     torch.testing.assert_close(torch.tensor(b["val_loss"]), torch.tensor(a["val_loss"]), rtol=2e-4, atol=0)
 
 
-@needs_data
 def test_charlm_under_torchrun_learns_and_follows_the_one_process_curve(tmp_path):
     corpus = tmp_path / "slice.txt"
-    corpus.write_text((DATA / "tinyshakespeare" / "input.txt").read_text()[:40_000])
+    corpus.write_text(load_bundled_text()[:40_000])  # tinyshakespeare, bundled with the package
     small = ["--hidden-size", "32", "--layers", "1", "--embed-size", "8", "--seq-len", "32"]
     args = ["charlm", "train", str(corpus), *small, "--batch-size", "9", "--dropout", "0", "--epochs", "1"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -142,27 +140,24 @@ def test_charlm_under_torchrun_learns_and_follows_the_one_process_curve(tmp_path
     assert sum(losses[-10:]) / 10 < losses[0] - 0.8  # it learns: from 4.1 nats/char to about 3
 
 
-def task_commands(tmp_path: Path) -> dict[str, list[str]]:
+def task_commands() -> dict[str, list[str]]:
     """A short `train` of each task but charlm, without dropout (whose masks differ between ranks)."""
-    pos, neg = (DATA / "rt-polarity" / f"rt-polarity.{s}" for s in ("pos", "neg"))
-    (tmp_path / "p.txt").write_bytes(b"\n".join(pos.read_bytes().split(b"\n")[:150]))
-    (tmp_path / "n.txt").write_bytes(b"\n".join(neg.read_bytes().split(b"\n")[:150]))
-    ecg = (DATA / "ucr-ecg200" / "ECG200_TRAIN.txt").read_text().splitlines()
-    (tmp_path / "ecg.txt").write_text("\n".join(ecg[:40]) + "\n")
+    pos, neg = (DATA / "reviews" / f"reviews.{s}" for s in ("pos", "neg"))  # 150 snippets each, cp1252
+    ecg = DATA / "ucr" / "BEATS_TRAIN.txt"  # 40 series of 96 values, UCR format
     training = ["--epochs", "3", "--patience", "0", "--schedule", "constant", "--seed", "1"]
     return {
-        "forecast": ["forecast", "train", str(DATA / "airline-passengers" / "airline-passengers.csv")]
+        "forecast": ["forecast", "train", str(DATA / "airline-passengers.csv")]
         + ["--target", "Passengers", "--horizon", "1", "--test-size", "24", "--batch-size", "7", *training],
         "sentiment": [
             "sentiment",
             "train",
             "--pos",
-            str(tmp_path / "p.txt"),
+            str(pos),
             "--neg",
-            str(tmp_path / "n.txt"),
+            str(neg),
         ]
         + ["--encoding", "cp1252", "--hidden-size", "8", "--embed-size", "8", "--dropout", "0", *training],
-        "classify": ["classify", "train", str(tmp_path / "ecg.txt"), "--hidden-size", "8", "--dropout", "0"]
+        "classify": ["classify", "train", str(ecg), "--hidden-size", "8", "--dropout", "0"]
         + ["--batch-size", "5", *training],
     }
 
@@ -171,16 +166,15 @@ def _tasks(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     try:
-        for task, argv in task_commands(Path(out)).items():
+        for task, argv in task_commands().items():
             assert main([*argv, "--out", f"{out}/{task}-two"]) == 0, task
     finally:
         dist.destroy_process_group()
 
 
-@needs_data
 def test_every_task_trains_on_two_processes_as_on_one(tmp_path):
     mp.spawn(_tasks, args=(free_port(), str(tmp_path)), nprocs=2)
-    for task, argv in task_commands(tmp_path).items():
+    for task, argv in task_commands().items():
         assert main([*argv, "--out", str(tmp_path / f"{task}-one")]) == 0
         assert_same_curve(tmp_path / f"{task}-one", tmp_path / f"{task}-two")
         assert json.loads((tmp_path / f"{task}-two" / "metrics.json").read_text())["world_size"] == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA
 
 from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
 from lstmkit.cli import main
@@ -18,13 +19,9 @@ from lstmkit.data.timeseries import STEPLESS, Clock, Series
 from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.tasks.forecast import ForecastJob, Split, score
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def airline() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    return DATA / "airline-passengers" / "airline-passengers.csv"
+    return DATA / "airline-passengers.csv"
 
 
 def make_series(values, features=None, clock: Clock = STEPLESS) -> Series:

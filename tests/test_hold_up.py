@@ -12,19 +12,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import DATA
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lstmkit.cli import main
 from lstmkit.data.labelled_text import read_class_files, read_folder, read_text_table
 from lstmkit.data.sequences import read_series
-from lstmkit.data.text import read_corpus, read_text
+from lstmkit.data.text import load_bundled_text, read_corpus, read_text
 from lstmkit.data.timeseries import load_series
 from lstmkit.errors import InputError
 from lstmkit.train.checkpoint import CONFIG_FILE, MODEL_FILE, STATE_FILE, load_tensors, read_json
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-AIR = DATA / "airline-passengers" / "airline-passengers.csv"
+AIR = DATA / "airline-passengers.csv"
 TINY_CHARLM = [
     "--hidden-size",
     "8",
@@ -49,14 +49,12 @@ def exit_status(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def w(tmp_path_factory) -> Path:
-    """Bad files, good slices of the shared data, and a trained model directory of each task."""
-    if not DATA.is_dir():
-        pytest.skip(f"shared data not found at {DATA}")
+    """Bad files, good slices of the test data, and a trained model directory of each task."""
     w = tmp_path_factory.mktemp("hold_up")
     (w / "empty.txt").write_bytes(b"")
     (w / "binary.bin").write_bytes(b"text at first\n" + bytes(range(256)))
     (w / "utf16.txt").write_text("hello world\n" * 50, encoding="utf-16")
-    (w / "slice.txt").write_text((DATA / "tinyshakespeare" / "input.txt").read_text()[:20_000])
+    (w / "slice.txt").write_text(load_bundled_text()[:20_000])
     months = [f"{1950 + i // 12}-{i % 12 + 1:02d}" for i in range(60)]
     (w / "nocol.csv").write_text("Month,Pass\n1949-01,112\n1949-02,118\n")
     (w / "nonnum.csv").write_text(
@@ -74,10 +72,10 @@ def w(tmp_path_factory) -> Path:
     )
     (w / "ragged.txt").write_text("1 1 2 3\n-1 2 3\n1 3 4 5\n")
     (w / "nonnum.txt").write_text("1 1 2 3\n-1 2 x 3\n1 3 4 5\n-1 1 1 1\n")
-    ecg = (DATA / "ucr-ecg200" / "ECG200_TRAIN.txt").read_text().splitlines()
+    ecg = (DATA / "ucr" / "BEATS_TRAIN.txt").read_text().splitlines()
     (w / "ecg.txt").write_text("\n".join(ecg[:30]) + "\n")
     for name in ("pos", "neg"):
-        lines = (DATA / "rt-polarity" / f"rt-polarity.{name}").read_bytes().split(b"\n")[:60]
+        lines = (DATA / "reviews" / f"reviews.{name}").read_bytes().split(b"\n")[:60]
         (w / f"{name}.txt").write_bytes(b"\n".join(lines))
     trainings = {
         "cm": ["charlm", "train", str(w / "slice.txt"), *TINY_CHARLM],

@@ -1,4 +1,4 @@
-"""Labelled-text readers on the real rt-polarity quirks and on small tables and folders; word vocabulary;
+"""Labelled-text readers on files with rt-polarity's quirks and on small tables and folders; word vocabulary;
 stratified splits and folds."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import DATA
 
 from lstmkit.data.labelled_text import (
     class_names_for,
@@ -21,40 +22,40 @@ from lstmkit.data.labelled_text import (
 from lstmkit.data.vocab import WordVocab, tokenize
 from lstmkit.errors import InputError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-RT = DATA / "rt-polarity"
+REVIEWS = DATA / "reviews"
 
 
 @pytest.fixture(scope="module")
 def rt_files():
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    return {"neg": RT / "rt-polarity.neg", "pos": RT / "rt-polarity.pos"}
+    """Review snippets, one per line, in Windows-1252 with its bytes 0x85, 0x96 and 0x97, as rt-polarity."""
+    return {"neg": REVIEWS / "reviews.neg", "pos": REVIEWS / "reviews.pos"}
 
 
-def test_rt_polarity_is_read_as_cp1252_with_5331_lines_per_class(rt_files):
+def test_cp1252_class_files_are_read_one_text_per_line(rt_files):
     data = read_class_files(rt_files, encoding="cp1252")
     assert data.class_names == ["neg", "pos"]
-    assert Counter(data.labels) == {0: 5331, 1: 5331}
+    lines = {name: path.read_bytes().count(b"\n") for name, path in rt_files.items()}  # one text a line
+    assert Counter(data.labels) == {0: lines["neg"], 1: lines["pos"]}
     raw_lines = rt_files["pos"].read_bytes().split(b"\n")
     for byte, char in ((b"\x85", "\u2026"), (b"\x96", "\u2013"), (b"\x97", "\u2014")):
         number = next(i for i, line in enumerate(raw_lines) if byte in line)
-        assert data.texts[5331 + number] == raw_lines[number].decode("cp1252")  # pos texts follow neg
-        assert char in data.texts[5331 + number]
+        assert data.texts[lines["neg"] + number] == raw_lines[number].decode("cp1252")  # pos texts follow neg
+        assert char in data.texts[lines["neg"] + number]
 
 
-def test_splitting_on_newline_only_keeps_5331_lines_where_splitlines_breaks_them(rt_files):
-    latin1 = rt_files["pos"].read_bytes().decode("latin-1")  # 0x85 becomes U+0085, a line break to Python
-    assert len(text_lines(latin1)) == 5331
-    assert len(latin1.splitlines()) > 5331
+def test_splitting_on_newline_only_keeps_the_lines_where_splitlines_breaks_them(rt_files):
+    raw = rt_files["pos"].read_bytes()
+    latin1 = raw.decode("latin-1")  # 0x85 becomes U+0085, a line break to Python
+    assert len(text_lines(latin1)) == raw.count(b"\n")
+    assert len(latin1.splitlines()) > raw.count(b"\n")
     assert text_lines("a\r\nb\u0085c\r\nlast") == ["a", "b\u0085c", "last"]
 
 
-def test_rt_polarity_without_encoding_is_one_line_naming_line_and_cp1252(rt_files):
+def test_cp1252_file_without_encoding_is_one_line_naming_line_and_cp1252(rt_files):
     with pytest.raises(InputError) as error:
         read_text_file(rt_files["pos"])
     message = str(error.value)
-    assert "rt-polarity.pos: line " in message and "not UTF-8" in message and "--encoding cp1252" in message
+    assert "reviews.pos: line " in message and "not UTF-8" in message and "--encoding cp1252" in message
     assert "\n" not in message
     line = int(message.split("line ")[1].split(",")[0])
     raw = rt_files["pos"].read_bytes().split(b"\n")[line - 1]

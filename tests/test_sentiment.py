@@ -1,13 +1,13 @@
-"""`lstmkit sentiment train` and `predict` end to end on slices of rt-polarity, and their bad-input cases."""
+"""`lstmkit sentiment train` and `predict` end to end on reviews in rt-polarity's format; bad input."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA
 from safetensors.torch import load_file
 
 import lstmkit
@@ -21,20 +21,15 @@ from lstmkit.models.classifier import (
 
 MEMBERS = lstmkit.TextClassifier().config.members  # the default ensemble
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY = ["--embed-size", "16", "--hidden-size", "16", "--epochs", "2", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
-def rt_slice(tmp_path_factory):
-    """The first 150 lines of each rt-polarity file, bytes unchanged (cp1252)."""
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    folder = tmp_path_factory.mktemp("rt")
-    for name in ("rt-polarity.pos", "rt-polarity.neg"):
-        lines = (DATA / "rt-polarity" / name).read_bytes().split(b"\n")[:150]
-        (folder / name).write_bytes(b"\n".join(lines) + b"\n")
-    return folder / "rt-polarity.pos", folder / "rt-polarity.neg"
+def rt_slice():
+    """150 review snippets a class, one a line, cp1252 with its bytes 0x85, 0x96, 0x97 (as rt-polarity)."""
+    files = DATA / "reviews" / "reviews.pos", DATA / "reviews" / "reviews.neg"
+    assert [path.read_bytes().count(b"\n") for path in files] == [150, 150]  # the sizes the tests count on
+    return files
 
 
 def one_line_error(capsys) -> str:
@@ -174,7 +169,7 @@ def test_undecodable_file_is_one_line_naming_line_and_encoding(rt_slice, tmp_pat
         main(["sentiment", "train", "--pos", str(pos), "--neg", str(neg), "--out", str(tmp_path / "x")]) == 2
     )
     error = one_line_error(capsys)
-    assert "rt-polarity." in error and "line " in error and "--encoding cp1252" in error
+    assert "reviews." in error and "line " in error and "--encoding cp1252" in error
     assert not (tmp_path / "x").exists()  # nothing written before the data is read
 
 

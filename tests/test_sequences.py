@@ -1,38 +1,34 @@
-"""Numeric series readers on the real UCR ECG200 files and on small CSVs; z-normalisation; windows."""
+"""Numeric series readers on UCR-format files and on small CSVs; z-normalisation; windows."""
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA
 
 from lstmkit.data.sequences import label_name, read_series, sliding_windows, z_normalize
 from lstmkit.errors import InputError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ECG = DATA / "ucr-ecg200"
+UCR = DATA / "ucr"
 
 
-@pytest.fixture(scope="module")
-def ecg_dir():
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    return ECG
-
-
-@pytest.mark.parametrize(
-    "name,counts", [("ECG200_TRAIN.txt", {"1": 69, "-1": 31}), ("ECG200_TEST.txt", {"1": 64, "-1": 36})]
-)
-def test_ucr_ecg200_rows_labels_and_values(ecg_dir, name, counts):
-    series = read_series(ecg_dir / name)
-    assert series.values.shape == (100, 96) and series.values.dtype == torch.float32
+@pytest.mark.parametrize("name", ["BEATS_TRAIN.txt", "BEATS_TEST.txt"])
+def test_ucr_rows_labels_and_values(name):
+    raw = (UCR / name).read_bytes()
+    assert raw.endswith(b"\n") and b"\r" not in raw  # the old UCR ASCII format: LF, a final newline
+    rows = raw.decode("ascii").split("\n")[:-1]
+    # the expected labels straight from the first field as a number, not through the reader's label_name
+    counts = Counter("1" if float(row.split()[0]) > 0 else "-1" for row in rows)
+    assert set(counts) == {"1", "-1"} and all(len(row.split()) == 97 for row in rows)
+    series = read_series(UCR / name)
+    assert series.values.shape == (len(rows), 96) and series.values.dtype == torch.float32
     assert Counter(series.labels) == counts and series.label_column == 0
-    first = (ecg_dir / name).read_text().split("\n")[0].split()
+    first = (UCR / name).read_text().split("\n")[0].split()
     assert series.labels[0] == label_name(first[0])
     assert series.values[0].tolist() == pytest.approx([float(v) for v in first[1:]])
-    assert series.lines == list(range(1, 101))
+    assert series.lines == list(range(1, len(rows) + 1))
 
 
 def test_ucr_rows_without_labels_when_the_length_says_so(tmp_path):

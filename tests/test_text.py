@@ -1,14 +1,11 @@
 """Character vocabulary, UTF-8 reading, the train/validation split and the truncated-BPTT batcher."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import DATA
 
 from lstmkit.data.text import BPTTBatcher, CharVocab, load_bundled_text, read_text, split_train_val
 from lstmkit.errors import InputError
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def test_vocab_round_trip_and_unknown_characters():
@@ -63,10 +60,9 @@ def test_non_utf8_file_names_the_file_and_the_byte(tmp_path):
         read_text(path)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "rt-polarity").is_dir(), reason="shared data not checked out")
-def test_real_windows_1252_file_gives_the_clear_error():
-    with pytest.raises(InputError, match=r"rt-polarity\.pos: not UTF-8 text"):
-        read_text(SHARED_DATA / "rt-polarity" / "rt-polarity.pos")
+def test_windows_1252_file_gives_the_clear_error():
+    with pytest.raises(InputError, match=r"reviews\.pos: not UTF-8 text"):
+        read_text(DATA / "reviews" / "reviews.pos")
 
 
 def test_utf8_file_reads_back(tmp_path):

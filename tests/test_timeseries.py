@@ -1,4 +1,4 @@
-"""Reading time series: the real files' quirks, missing times and values, categories, season detection."""
+"""Reading time series: the data files' quirks, missing times and values, categories, season detection."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA
 
 from lstmkit.data.timeseries import (
     detect_season,
@@ -16,17 +17,11 @@ from lstmkit.data.timeseries import (
 )
 from lstmkit.errors import InputError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared(relative: str) -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"the shared data directory {DATA} is absent")
-    return DATA / relative
+TEMPERATURES = DATA / "daily-temperatures.csv"
 
 
 def test_airline_csv_with_crlf_quoted_months_and_no_final_newline():
-    path = shared("airline-passengers/airline-passengers.csv")
+    path = DATA / "airline-passengers.csv"
     raw = path.read_bytes()
     assert b'\r\n"1949-01",112' in raw and not raw.endswith(b"\n")  # the quirks are really there
     series = load_series(path, "Passengers")
@@ -37,8 +32,13 @@ def test_airline_csv_with_crlf_quoted_months_and_no_final_newline():
 
 
 def test_daily_temperatures_gap_is_detected_filled_and_reported():
-    series = load_series(shared("daily-min-temperatures/daily-min-temperatures.csv"), "Temp")
-    assert len(series.values) == 3652  # 3650 rows + the two absent days
+    raw = TEMPERATURES.read_bytes()
+    assert raw.startswith(b'"Date","Temp"\r\n"1981-01-01",') and not raw.endswith(b"\n")
+    assert b'"1984-12-31"' not in raw and b'"1988-12-31"' not in raw  # the two days are really absent
+    rows = raw.count(b"\r\n")  # lines after the header
+    assert rows == 3650
+    series = load_series(TEMPERATURES, "Temp")
+    assert len(series.values) == rows + 2  # 3650 rows + the two absent days
     assert series.missing == {"Temp": 2}
     gap_note = series.notes[0]
     assert gap_note.startswith("2 missing daily time(s)") and "1984-12-31, 1988-12-31" in gap_note
@@ -49,10 +49,12 @@ def test_daily_temperatures_gap_is_detected_filled_and_reported():
     assert np.all(np.diff(series.times.astype("datetime64[D]").astype(int)) == 1)
 
 
-def test_pollution_na_and_categorical_wind_direction(tmp_path):
-    lines = shared("beijing-pollution/pollution.csv").read_bytes().split(b"\r\n")[:2001]
-    path = tmp_path / "pollution-2000.csv"
-    path.write_bytes(b"\r\n".join(lines))  # header + 2000 hours, CRLF, no final newline, as the original
+def test_pollution_na_and_categorical_wind_direction():
+    path = DATA / "pollution-2000.csv"  # the header + the first 2000 hours, CRLF, no final newline
+    raw = path.read_bytes()
+    assert not raw.endswith(b"\n")
+    lines = raw.split(b"\r\n")
+    assert len(lines) == 2001
     na_rows = sum(line.split(b",")[5] == b"NA" for line in lines[1:])
     series = load_series(path, "pm2.5", features=["DEWP", "cbwd"])
     assert series.clock.frequency == "hourly" and series.time_name == "year+month+day+hour"
@@ -85,7 +87,7 @@ def test_season_detection_by_frequency_and_strength():
     assert detect_season(rng.normal(size=400), "daily")[0] == 7  # no pattern: the default
     assert detect_season(weekly, "monthly") == (12, "monthly data")
     assert detect_season(weekly, "hourly")[0] == 24
-    temps = load_series(shared("daily-min-temperatures/daily-min-temperatures.csv"), "Temp")
+    temps = load_series(TEMPERATURES, "Temp")
     assert detect_season(temps.values[:2920], "daily")[0] == 365
 
 
