@@ -171,7 +171,7 @@ class CharLM(Estimator):
         """Train on TEXT (a path, or the text itself; None: the text given to ``initialize``). Training
         settings (minutes=, epochs=, lr=, seed=, ...) may be given here; CHECKPOINT_DIR keeps a resumable
         checkpoint (``resume=True`` continues from it)."""
-        self._configure(training)
+        self._configure(training, checkpoint_dir, resume)
         if text is not None:
             self.initialize(text, verbose)
         elif getattr(self, "train_ids", None) is None:
@@ -179,7 +179,7 @@ class CharLM(Estimator):
         cfg = self.config
         network = self.network.train()
         job = CharLMJob(network, self.train_ids, self.val_ids, cfg.batch_size, cfg.seq_len)
-        self._finish_fit(network, self._train(job, checkpoint_dir, resume, verbose))
+        self._finish_fit(network, self._trainer(job, checkpoint_dir, verbose).fit(resume))
         return self
 
     def parameter_count(self) -> int:
@@ -347,4 +347,19 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("text", type=Path, metavar="TEXT", help="UTF-8 text to score")
 
 
-register(Task("charlm", "character-level language model: train, sample, eval", add_commands, CharLM, __doc__))
+INSPECT_READS = (
+    "the text itself; one step per character (characters the model never saw are shown greyed; "
+    "the model reads them as its unknown character)"
+)
+
+
+register(
+    Task(
+        "charlm",
+        "character-level language model: train, sample, eval",
+        add_commands,
+        CharLM,
+        __doc__,
+        reads=INSPECT_READS,
+    )
+)

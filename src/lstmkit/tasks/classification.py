@@ -191,11 +191,9 @@ class ClassifierEstimator(Estimator):
             member_dir = None
             if checkpoint_dir is not None:
                 member_dir = Path(checkpoint_dir) / f"member-{k + 1}" if k else Path(checkpoint_dir)
-            trainer = Trainer(
-                job, cfg.updated(seed=seed), member_dir, unit=self.unit, progress="auto" if verbose else "off"
-            )
+            trainer = self._trainer(job, member_dir, verbose, cfg.updated(seed=seed))
             done = resume and count > 1 and finished_member(trainer)
-            resumed = resume and member_dir is not None and (k == 0 or (member_dir / STATE_FILE).is_file())
+            resumed = resume and (k == 0 or (member_dir / STATE_FILE).is_file())
             states.append(done or trainer.fit(resumed))
             networks.append(network)
         network = networks[0] if count == 1 else Ensemble.of(networks)

@@ -122,7 +122,7 @@ class SeriesClassifier(ClassifierEstimator):
         """Train on DATA: a UCR text file or CSV/TSV with one labelled series per row (LABEL_COLUMN, a
         header name or a number from 1, else detected), or an array (N, T) with LABELS, or a DataFrame
         with a LABEL_COLUMN. With val_fraction, a stratified part is held out to stop early on."""
-        self._configure(training)
+        self._configure(training, checkpoint_dir, resume)
         cfg = self.config
         values, labels, _, self.label_column, source = as_series(data, labels, label_column, delimiter)
         if labels is None:
@@ -333,6 +333,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")
 
 
+INSPECT_READS = (
+    "a CSV/TSV or UCR file in the training layout (its --row-th series, label column optional), "
+    "or numbers separated by commas, e.g. 0.1,0.5,2.3; each step reads a window of the series "
+    "as in training"
+)
+
+
 register(
     Task(
         "classify",
@@ -340,5 +347,6 @@ register(
         add_commands,
         SeriesClassifier,
         "Numeric sequence classification: 'train' a model, 'predict' with it.",
+        reads=INSPECT_READS,
     )
 )

@@ -63,7 +63,8 @@ class Estimator:
         self.training_state: LoopState | None = None  # how the last fit went (steps, best step, history)
         self.metrics: dict[str, Any] | None = None  # the last evaluate()'s result
         self.directory: Path | None = None  # where it was loaded from
-        self.fit_seconds = 0.0
+        self.fit_seconds = 0.0  # from the start of fit to the end of the last evaluation, for metrics.json
+        self._fit_started: float | None = None
 
     # ---- hyperparameters, as scikit-learn has them ----------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -84,26 +85,21 @@ class Estimator:
         return f"{sum(p.numel() for p in self.network.parameters()):,} parameters"
 
     # ---- training -------------------------------------------------------------------------------------
-    def _configure(self, training: dict[str, Any]) -> None:
+    def _configure(self, training: dict[str, Any], checkpoint_dir=None, resume: bool = False) -> None:
         """Training settings given to ``fit`` (minutes=2, seed=1) update the hyperparameters."""
+        if resume and checkpoint_dir is None:
+            raise InputError("resume=True needs checkpoint_dir=, the directory that holds the checkpoint")
         if training:
             self.config = self.config.updated(**training)
         self._fit_started = time.monotonic()
 
-    def _train(
-        self,
-        job,
-        checkpoint_dir: str | Path | None,
-        resume: bool,
-        verbose: bool,
-        config: TrainConfig | None = None,
-    ) -> LoopState:
-        """Train JOB's network with the Trainer (CONFIG: the estimator's unless given, as for an ensemble's
-        members); checkpoints in CHECKPOINT_DIR (None: none)."""
-        trainer = Trainer(
-            job, config or self.config, checkpoint_dir, unit=self.unit, progress="auto" if verbose else "off"
-        )
-        return trainer.fit(resume=resume)
+    def _trainer(
+        self, job, checkpoint_dir: str | Path | None, verbose: bool, config: TrainConfig | None = None
+    ):
+        """The Trainer for JOB's network (CONFIG: the estimator's unless given, as for an ensemble's
+        members), checkpoints in CHECKPOINT_DIR (None: none), its progress shown when VERBOSE."""
+        progress = "auto" if verbose else "off"
+        return Trainer(job, config or self.config, checkpoint_dir, unit=self.unit, progress=progress)
 
     def _finish_fit(self, network: nn.Module, state: LoopState) -> None:
         self.network, self.training_state, self.metrics = network.eval(), state, None
@@ -111,7 +107,7 @@ class Estimator:
     def _record(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Keep METRICS as the last evaluation's (and the time since fit began, for metrics.json)."""
         self.metrics = metrics
-        if getattr(self, "_fit_started", None) is not None:
+        if self._fit_started is not None:
             self.fit_seconds = time.monotonic() - self._fit_started
         return metrics
 

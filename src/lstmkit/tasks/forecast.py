@@ -242,7 +242,7 @@ class Forecaster(Estimator):
         """Train on DATA (a CSV path or DataFrame) to forecast TARGET (with long-format columns
         ``unique_id, ds, y``: y); TIME names the time column(s) (default: detected), FEATURES other
         input columns; the last TEST_SIZE steps are held out for ``evaluate``."""
-        self._configure(training)
+        self._configure(training, checkpoint_dir, resume)
         cfg = self.config
         self.source = source_name(data)
         target, time = self._columns(data, target, time)
@@ -279,12 +279,10 @@ class Forecaster(Estimator):
         network = self._build_network()
         if verbose:
             self._describe(network)
-        inputs, levels = (
-            self.encoding.inputs(series),
-            self.encoding.scaled_levels(series.values),
-        )  # (N, C), (N,)
+        inputs = self.encoding.inputs(series)  # (N, C)
+        levels = self.encoding.scaled_levels(series.values)  # (N,)
         job = ForecastJob(network, inputs, levels, split, self.window, batch_size, cfg.seed)
-        self._finish_fit(network, self._train(job, checkpoint_dir, resume, verbose))
+        self._finish_fit(network, self._trainer(job, checkpoint_dir, verbose).fit(resume))
         return self
 
     @staticmethod
@@ -394,7 +392,7 @@ class Forecaster(Estimator):
         trained = self.config.horizon
         horizon = horizon or trained
         if not 1 <= horizon <= trained:
-            where = f" in {self.directory}" if getattr(self, "directory", None) else ""
+            where = f" in {self.directory}" if self.directory else ""
             raise InputError(
                 f"--horizon {horizon} is out of range: the model{where} forecasts {trained} step(s); ask for "
                 f"1 to {trained}, or train again with --horizon {horizon}"
@@ -704,6 +702,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
 
 
+INSPECT_READS = (
+    "a CSV file with the training columns, or numbers separated by commas (the target's values, "
+    "oldest first; only for a model without --features or a time-of-season input); the steps "
+    "are the last window the model reads to forecast what follows"
+)
+
+
 register(
     Task(
         "forecast",
@@ -711,5 +716,6 @@ register(
         add_commands,
         Forecaster,
         __doc__,
+        reads=INSPECT_READS,
     )
 )

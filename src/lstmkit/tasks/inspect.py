@@ -10,6 +10,7 @@ import argparse
 import inspect
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from lstmkit.config import POSITIVE_INT
 from lstmkit.errors import InputError
 from lstmkit.files import write_atomic
 from lstmkit.plots.record import GateRecord
+from lstmkit.tasks import registry
 from lstmkit.tasks.estimator import load_estimator
 from lstmkit.tasks.registry import Task, register
 
@@ -30,16 +32,7 @@ and show what its LSTM's gates did at each step: the input gate i, forget gate f
 output gate o, cell state c and hidden state h of every layer (and direction), for every unit.
 
 What TEXT is depends on the model's task:
-  charlm     the text itself; one step per character (characters the model never saw are shown
-             greyed; the model reads them as its unknown character)
-  sentiment  the text itself; one step per word or punctuation mark, lower-cased as the model
-             reads it (words not in its vocabulary are shown greyed; the model reads them as <unk>)
-  classify   a CSV/TSV or UCR file in the training layout (its --row-th series, label column
-             optional), or numbers separated by commas, e.g. "0.1,0.5,2.3"; each step reads a
-             window of the series as in training
-  forecast   a CSV file with the training columns, or numbers separated by commas (the target's
-             values, oldest first; only for a model without --features or a time-of-season input);
-             the steps are the last window the model reads to forecast what follows
+{readers}
 
 Outputs, by the suffix of each --out FILE (repeat --out for several):
   FILE.png   heatmaps of i, f, g, o and c per layer for the units whose gates vary most (or
@@ -70,7 +63,14 @@ def unit_list(text: str) -> list[int]:
 
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
-    """`lstmkit inspect DIR TEXT`."""
+    """`lstmkit inspect DIR TEXT`; its help says what TEXT is for each task of the registry."""
+    readers = "\n".join(
+        textwrap.fill(
+            f"  {task.name:<10} {task.reads}", 100, subsequent_indent=" " * 13, break_on_hyphens=False
+        )
+        for task in registry.estimator_tasks()
+    )
+    parser.description = DESCRIPTION.format(readers=readers)
     parser.epilog = EXAMPLES
     parser.add_argument("model_dir", metavar="DIR", type=Path, help="a model directory from any 'train'")
     parser.add_argument("text", metavar="TEXT", help="what the model reads (see above)")
@@ -175,6 +175,5 @@ register(
         "inspect",
         "show a trained model's gates while it reads a text or series (PNG, HTML, JSON)",
         add_commands,
-        description=DESCRIPTION,
     )
 )

@@ -21,6 +21,7 @@ class Task:
     add_commands: Callable[[Any], None]  # given the parser of 'lstmkit NAME', adds its options or actions
     estimator: type | None = None  # the Python class behind the command, for tasks that train a model
     description: str = ""  # 'lstmkit NAME --help' (default: the help line)
+    reads: str = ""  # for 'lstmkit inspect --help': what TEXT is for a model of this task
 
 
 _REGISTRY: dict[str, Task] = {}

@@ -28,6 +28,7 @@ from lstmkit.data.vocab import WordVocab, tokenize
 from lstmkit.errors import InputError
 from lstmkit.plots.record import GateRecord
 from lstmkit.tasks.classification import (
+    FIT_FACTS,
     ClassifierConfig,
     ClassifierEstimator,
     Examples,
@@ -127,7 +128,7 @@ class TextClassifier(ClassifierEstimator):
             for k in ("text_column", "label_column", "delimiter", "encoding")
             if k in options
         }
-        self._configure(options)
+        self._configure(options, checkpoint_dir, resume)
         cfg = self.config
         data = as_texts(data, labels, **reading)
         self.class_names = data.class_names
@@ -178,6 +179,7 @@ class TextClassifier(ClassifierEstimator):
         folds and members). Returns the mean accuracy over the folds (and its deviation, each fold's, and
         the per-class scores of all folds' test predictions pooled); afterwards this estimator holds the
         model of the fold with the lowest validation loss (chosen without looking at any test fold)."""
+        self._configure({}, checkpoint_dir, resume)
         data = as_texts(data, labels, **reading)
         folds = FOLDS.check("folds", folds)
         if folds > len(data.labels):
@@ -212,7 +214,8 @@ class TextClassifier(ClassifierEstimator):
         chosen = min(range(folds), key=lambda k: fold_models[k].metrics["validation_loss"])
         pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
         best = fold_models[chosen]
-        self.__dict__.update({k: v for k, v in best.__dict__.items() if k != "config"})
+        for name in ("network", "training_state", "vocab", *FIT_FACTS):  # the chosen fold's model
+            setattr(self, name, getattr(best, name))
         self._record(
             {
                 **pooled,
@@ -384,6 +387,12 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", metavar="E", help="text encoding of --file (default: UTF-8)")
 
 
+INSPECT_READS = (
+    "the text itself; one step per word or punctuation mark, lower-cased as the model reads it "
+    "(words not in its vocabulary are shown greyed; the model reads them as <unk>)"
+)
+
+
 register(
     Task(
         "sentiment",
@@ -391,5 +400,6 @@ register(
         add_commands,
         TextClassifier,
         "Text classification: 'train' a model, 'predict' with it.",
+        reads=INSPECT_READS,
     )
 )
