@@ -38,7 +38,9 @@ show what it learned:
     'lstmkit inspect --json' writes it) and the trained model (model.safetensors, config.json,
     metrics.json, loss_curve.png), ready for 'lstmkit inspect DIR TEXT' and 'lstmkit charlm sample DIR'.
 
-Training stops when the time budget is spent, so a faster machine trains more steps."""
+Training stops when the time budget is spent, so a faster machine trains more steps.
+
+From Python: lstmkit.CharLM(...).initialize(text), .fit(), .gates(sentence); lstmkit.tasks.demo.run_demo."""
 
 DEMO_EXAMPLES = """\
 examples:

@@ -42,7 +42,9 @@ Outputs, by the suffix of each --out FILE (repeat --out for several):
   FILE.html  one self-contained page: hover or click a step to see every gate's value there, pick
              a unit to colour the text by its activation, and see where that unit is most active
   FILE.json  every value, as --json prints it
---json prints the record (tokens, rows, values[quantity][row][step][unit]) on stdout."""
+--json prints the record (tokens, rows, values[quantity][row][step][unit]) on stdout.
+
+From Python: lstmkit.load(DIR).gates(TEXT), a lstmkit.plots.record.GateRecord."""
 
 EXAMPLES = """\
 examples:
