@@ -55,7 +55,9 @@ def test_the_command_line_is_the_registry():
         assert estimator.task == name
         assert f"lstmkit.{estimator.__name__}" in commands[name].format_help()  # --help names the class
         actions = next(a for a in commands[name]._actions if a.dest == "action").choices
-        assert f"lstmkit.{estimator.__name__}" in actions["train"].format_help()
+        assert "train" in actions
+        for action, parser in actions.items():  # train, predict, sample, eval
+            assert f"From Python: lstmkit.{estimator.__name__}" in parser.format_help(), (name, action)
 
 
 @pytest.mark.parametrize("estimator", [lstmkit.CharLM, lstmkit.Forecaster, lstmkit.TextClassifier])
