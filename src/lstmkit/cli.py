@@ -11,6 +11,7 @@ import sys
 from lstmkit import __version__
 from lstmkit.errors import InputError, TrainingDiverged
 from lstmkit.tasks import registry
+from lstmkit.tasks.runner import python_line
 from lstmkit.train import distributed
 
 ORDER = ["demo", "charlm", "forecast", "sentiment", "classify", "inspect", "memory"]  # in --help; then others
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         description = task.description or task.help
         if task.estimator is not None:
-            description += f"\n\nFrom Python: lstmkit.{task.estimator.__name__}"
+            description += f"\n\n{python_line(task.estimator, '')}"
         parser_of_task = commands.add_parser(
             task.name,
             help=task.help,

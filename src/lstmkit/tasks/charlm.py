@@ -28,6 +28,7 @@ from lstmkit.tasks.registry import Task, register
 from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train import distributed
 from lstmkit.train.loop import TrainConfig
+from lstmkit.train.metrics import format_loss
 
 
 @with_defaults(epochs=50, minutes=10.0, lr=2e-3, schedule="cosine", patience=0, eval_every=500)
@@ -90,10 +91,6 @@ def mean_loss(model: CharNetwork, ids: torch.Tensor, batch_size: int, seq_len: i
     model.train(was_training)
     total, count = distributed.sum_over_ranks([total, count])
     return total / count
-
-
-def format_loss(nats: float) -> str:
-    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
 
 
 def corpus(text: str | Path, vocab: CharVocab | None = None) -> tuple[CharVocab, torch.Tensor, str]:

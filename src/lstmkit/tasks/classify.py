@@ -30,7 +30,7 @@ from lstmkit.tasks.classification import (
     label_ids,
 )
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_delimiter_option, add_train_command
 from lstmkit.train.metrics import accuracy
 
 
@@ -263,13 +263,8 @@ line per series: its line in DATA, the predicted class and that class's probabil
 layout of the training file; when its rows also hold the label column, the accuracy is printed last."""
 
 
-def delimiter_option(args: argparse.Namespace) -> str | None:
-    return None if args.delimiter is None else args.delimiter.replace("\\t", "\t")
-
-
 def train(clf: SeriesClassifier, args: argparse.Namespace, out_dir: Path) -> Outcome:
-    delimiter = delimiter_option(args)
-    data: LabelledSeries = read_series(args.data, args.label_column, delimiter)
+    data: LabelledSeries = read_series(args.data, args.label_column, args.delimiter)
     names = class_names(data.labels, args.data)
     ids = label_ids(data.labels, names, str(args.data), data.lines).tolist()
     if args.test is None:
@@ -281,7 +276,7 @@ def train(clf: SeriesClassifier, args: argparse.Namespace, out_dir: Path) -> Out
         test, tested_on = (args.test,), str(args.test)
     clf.fit(train_values, train_labels, checkpoint_dir=out_dir, resume=args.resume)
     clf.label_column = data.label_column  # the file's layout, for 'classify predict' and 'inspect'
-    record = clf.evaluate(*test, delimiter=delimiter)
+    record = clf.evaluate(*test, delimiter=args.delimiter)
     headline = f"accuracy {record['accuracy']:.4f} on {record['test_size']} test series ({tested_on})"
     return Outcome(clf.summary(headline), f"Classify more with: lstmkit classify predict {out_dir} DATA")
 
@@ -325,9 +320,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         metavar="C",
         help="the label column: a header name or a number from 1 (default: detected)",
     )
-    data.add_argument(
-        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
-    )
+    add_delimiter_option(data)
 
     p = add_command(actions, "predict", SeriesClassifier, ".load(DIR).predict(DATA)", predict, PREDICT_TEXTS)
     p.add_argument("data", metavar="DATA", type=Path, help="series to classify, one per row")

@@ -19,6 +19,7 @@ from lstmkit.plots.record import GateRecord
 from lstmkit.tasks import registry
 from lstmkit.tasks.estimator import prepare_out_dir
 from lstmkit.tasks.registry import Task
+from lstmkit.train.metrics import format_loss
 
 SENTENCE = "Bob is a nice person. Dan, on the other hand, is evil."
 SHOWN_UNITS = 8  # units in gates.png
@@ -233,10 +234,6 @@ def gate_table(sentence: str, record: GateRecord, unit: int, row: int) -> str:
         f"elsewhere: {verdict}"
     )
     return "\n".join(lines)
-
-
-def format_loss(nats: float) -> str:
-    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"
 
 
 registry.register(

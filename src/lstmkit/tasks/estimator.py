@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 from torch import nn
 
 from lstmkit import __version__
-from lstmkit.config import check_names, defaults_of
+from lstmkit.config import defaults_of
 from lstmkit.errors import InputError, NotFittedError
 from lstmkit.files import write_atomic
 from lstmkit.train import distributed
@@ -57,8 +57,7 @@ class Estimator:
             cls.__signature__ = inspect.Signature([*required, *optional])
 
     def __init__(self, **hyperparameters) -> None:
-        check_names(self.Config, hyperparameters)
-        self.config = self.Config(**hyperparameters)
+        self.config = self.Config.from_config(hyperparameters)
         self.network: nn.Module | None = None  # the trained network, once fitted or loaded
         self.training_state: LoopState | None = None  # how the last fit went (steps, best step, history)
         self.metrics: dict[str, Any] | None = None  # the last evaluate()'s result

@@ -27,6 +27,16 @@ class Outcome(NamedTuple):
     next: str
 
 
+def add_delimiter_option(group) -> None:
+    """--delimiter for the tasks that read delimited tables; "\\t" spells a tab."""
+    group.add_argument(
+        "--delimiter",
+        metavar="D",
+        type=lambda text: text.replace("\\t", "\t"),
+        help="field delimiter, e.g. ',' or '\\t' (default: detected)",
+    )
+
+
 def python_line(estimator: type[Estimator], use: str) -> str:
     """The sentence in a command's --help that names the class behind it."""
     return f"From Python: lstmkit.{estimator.__name__}{use}."

@@ -38,7 +38,7 @@ from lstmkit.tasks.classification import (
 )
 from lstmkit.tasks.estimator import METRICS_FILE
 from lstmkit.tasks.registry import Task, register
-from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
+from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_delimiter_option, add_train_command
 from lstmkit.train.checkpoint import STATE_FILE, load_tensors
 from lstmkit.train.loop import LoopState
 
@@ -322,8 +322,7 @@ def read_data(args: argparse.Namespace) -> LabelledTexts:
         )
     if len(args.data) > 1:
         return read_class_files(dict(sorted(zip(class_names_for(args.data), args.data))), args.encoding)
-    delimiter = None if args.delimiter is None else args.delimiter.replace("\\t", "\t")
-    return as_texts(args.data[0], None, args.text_column, args.label_column, delimiter, args.encoding)
+    return as_texts(args.data[0], None, args.text_column, args.label_column, args.delimiter, args.encoding)
 
 
 def train(clf: TextClassifier, args: argparse.Namespace, out_dir: Path) -> Outcome:
@@ -376,9 +375,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--encoding", metavar="E", help="text encoding of the files (default: UTF-8)")
     data.add_argument("--text-column", metavar="C", help=DETECTED_COLUMN)
     data.add_argument("--label-column", metavar="C", help=DETECTED_COLUMN)
-    data.add_argument(
-        "--delimiter", metavar="D", help="field delimiter, e.g. ',' or '\\t' (default: detected)"
-    )
+    add_delimiter_option(data)
     data.add_argument("--folds", metavar="K", type=FOLDS.parse, help="K-fold cross-validation (K >= 2)")
 
     p = add_command(actions, "predict", TextClassifier, ".load(DIR).predict(TEXTS)", predict, PREDICT_TEXTS)

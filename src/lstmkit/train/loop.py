@@ -146,7 +146,7 @@ class Trainer:
         self.job, self.config, self.unit, self.progress = job, config.training(), unit, progress
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.parameters = FlatParameters([p for p in job.model.parameters() if p.requires_grad])
-        self.optimizer = make_optimizer(self.parameters.tensors, config)
+        self.optimizer = make_optimizer(self.parameters.tensors, self.config)
         self.state = LoopState()
         self.best_weights: dict[str, Tensor] | None = None
         self.parallel: nn.Module | None = None  # the model in DDP under torchrun

@@ -43,3 +43,8 @@ def mase(predicted: Tensor, actual: Tensor, train: Tensor, season: int = 1) -> f
     seasonal naive forecast y[t] = y[t - season] on the training series."""
     scale = torch.mean((train[season:] - train[:-season]).abs()).item()
     return mae(predicted, actual) / scale if scale else math.inf
+
+
+def format_loss(nats: float) -> str:
+    """A cross-entropy in both units: "1.487 nats/char = 2.145 bits/char" (bits = nats / ln 2)."""
+    return f"{nats:.3f} nats/char = {nats / math.log(2):.3f} bits/char"

@@ -34,9 +34,7 @@ from lstmkit.functional import (
 
 KERNEL_DIR = Path(__file__).parent
 KERNEL_FILES = sorted([*KERNEL_DIR.glob("*.cpp"), *KERNEL_DIR.glob("*.h")])  # every one in the build's name
-SOURCES = [
-    path for path in KERNEL_FILES if path.suffix == ".cpp"
-]  # the translation units (they include the .h)
+SOURCES = [path for path in KERNEL_FILES if path.suffix == ".cpp"]  # translation units; they include the .h
 CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
 
 
