@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import lstmkit
+from lstmkit import datasets
 from lstmkit.cli import main
 from lstmkit.data.text import load_bundled_text
 from lstmkit.train import distributed
@@ -146,7 +147,7 @@ def task_commands() -> dict[str, list[str]]:
     ecg = DATA / "ucr" / "BEATS_TRAIN.txt"  # 40 series of 96 values, UCR format
     training = ["--epochs", "3", "--patience", "0", "--schedule", "constant", "--seed", "1"]
     return {
-        "forecast": ["forecast", "train", str(DATA / "airline-passengers.csv")]
+        "forecast": ["forecast", "train", str(datasets.path("airline-passengers.csv"))]
         + ["--target", "Passengers", "--horizon", "1", "--test-size", "24", "--batch-size", "7", *training],
         "sentiment": [
             "sentiment",

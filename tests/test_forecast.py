@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA
 
+from lstmkit import datasets
 from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
 from lstmkit.cli import main
 from lstmkit.data.series_encoding import Encoding, gather_changes, gather_windows
@@ -21,7 +21,7 @@ from lstmkit.tasks.forecast import ForecastJob, Split, score
 
 
 def airline() -> Path:
-    return DATA / "airline-passengers.csv"
+    return datasets.path("airline-passengers.csv")
 
 
 def make_series(values, features=None, clock: Clock = STEPLESS) -> Series:

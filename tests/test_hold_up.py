@@ -16,6 +16,7 @@ from conftest import DATA
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lstmkit import datasets
 from lstmkit.cli import main
 from lstmkit.data.labelled_text import read_class_files, read_folder, read_text_table
 from lstmkit.data.sequences import read_series
@@ -24,7 +25,7 @@ from lstmkit.data.timeseries import load_series
 from lstmkit.errors import InputError
 from lstmkit.train.checkpoint import CONFIG_FILE, MODEL_FILE, STATE_FILE, load_tensors, read_json
 
-AIR = DATA / "airline-passengers.csv"
+AIR = datasets.path("airline-passengers.csv")
 TINY_CHARLM = [
     "--hidden-size",
     "8",

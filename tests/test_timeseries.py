@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import DATA
 
+from lstmkit import datasets
 from lstmkit.data.timeseries import (
     detect_season,
     load_series,
@@ -21,7 +22,7 @@ TEMPERATURES = DATA / "daily-temperatures.csv"
 
 
 def test_airline_csv_with_crlf_quoted_months_and_no_final_newline():
-    path = DATA / "airline-passengers.csv"
+    path = datasets.path("airline-passengers.csv")
     raw = path.read_bytes()
     assert b'\r\n"1949-01",112' in raw and not raw.endswith(b"\n")  # the quirks are really there
     series = load_series(path, "Passengers")
