@@ -8,12 +8,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmkit import sampling
+from lstmkit import onnx_export, sampling
 from lstmkit.backend import StepPath, resolve
 from lstmkit.backend.registry import ragged_arguments
 from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
 from lstmkit.trace import GateTrace
-from lstmkit.validation import check_input, check_lengths, check_like, check_shape
+from lstmkit.validation import check_input, check_lengths, check_like, check_shape, traced
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -136,11 +136,17 @@ class LSTM(nn.Module):
         self,
         input: Tensor | PackedSequence,
         hx: tuple[Tensor, Tensor] | None = None,
-        *,
         lengths: Tensor | list[int] | None = None,
         return_trace: bool = False,
     ):
-        """Returns ``output, (h_n, c_n)``, and the ``GateTrace`` last with ``return_trace=True``."""
+        """Returns ``output, (h_n, c_n)``, and the ``GateTrace`` last with ``return_trace=True``. The extras
+        may also come by position (after hx), as torch.onnx's TorchScript exporter passes defaults."""
+        if torch.jit.is_tracing() and not onnx_export.exporting():
+            raise RuntimeError(
+                "lstmkit.LSTM does not support torch.jit.trace (a traced module would lose the LSTM's "
+                "gradients); use torch.export.export(model, (x,)) or torch.compile, and torch.onnx.export "
+                "for ONNX"
+            )
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -162,7 +168,12 @@ class LSTM(nn.Module):
         if lengths is not None:
             lengths = check_lengths("LSTM", lengths, steps, batch, x.device)
 
-        output, h_n, c_n, trace = self._run_layers(x, h0, c0, lengths, return_trace)
+        if onnx_export.exporting():
+            onnx_export.check_exportable(self, return_trace)
+            output, h_n, c_n = onnx_export.run_layers(self, x, h0, c0, lengths, self._layer_values)
+            trace = None
+        else:
+            output, h_n, c_n, trace = self._run_layers(x, h0, c0, lengths, return_trace)
 
         if packed:
             order = input.sorted_indices
@@ -246,15 +257,23 @@ class LSTM(nn.Module):
             check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
         return tuple(t if batched else t.unsqueeze(1) for t in hx)
 
-    def _run_layers(self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, want_trace: bool):
+    def _layer_values(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None):
+        """One layer's output (T, B, D*P), h_n and c_n (D, B, P/H) (see onnx_export.run_layers)."""
+        output, h_n, c_n, _ = self._run_layers(x, h0, c0, lengths, False, range(layer, layer + 1))
+        return output, h_n, c_n
+
+    def _run_layers(
+        self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, want_trace: bool, layers=None
+    ):
         """x: (T, B, I). Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H), GateTrace or None.
+        ``layers`` (a range; all by default) runs only those, with h0 and c0 holding their rows.
 
         Padding reaches the backend as keep factors of 1 (the state is held), or for a ragged backend as
         batch sizes per step over the batch sorted once by length (finished sequences leave the batch)."""
         backend = resolve(self.backend)
         steps, batch = x.shape[:2]
         valid = None  # (T, B): step t is inside sequence b
-        if lengths is not None and bool((lengths < steps).any()):
+        if lengths is not None and (traced(lengths) or bool((lengths < steps).any())):
             valid = torch.arange(steps, device=x.device)[:, None] < lengths
         order = batch_sizes = None
         if valid is not None and backend.ragged:
@@ -263,12 +282,13 @@ class LSTM(nn.Module):
             batch_sizes = valid.sum(dim=1).cpu()  # (T,): sequences still running at step t
         h_n, c_n, traces = [], [], []
         layer_input = x
-        for layer in range(self.num_layers):
+        layers = range(self.num_layers) if layers is None else layers
+        for layer in layers:
             if layer and self.dropout and self.training:
                 layer_input = sampling.dropout(layer_input, self.dropout)
             outputs = []
             for direction in range(self.num_directions):
-                k = layer * self.num_directions + direction
+                k = (layer - layers.start) * self.num_directions + direction
                 seq = layer_input if direction == 0 else reverse_padded(layer_input, lengths)
                 # masks are drawn for the batch in its given order, then follow the sort
                 keep_c, keep_h = self._keep_factors(steps, batch, None if order is not None else valid, x)

@@ -43,30 +43,89 @@ class TimeLoops(NamedTuple):
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
 
 
+TRACE_FIELDS = len(GateTrace.__dataclass_fields__)
+
+
 class HandBPTT(torch.autograd.Function):
+    """The layer's forward loop, and the backward loop with ``weight_gradients`` as its gradient.
+
+    forward returns output, h_T, c_T, then (not differentiable) the GateTrace's fields when asked for,
+    and what the backward needs, x_proj, x_stats and the StepCache: returned rather than kept on ``ctx``,
+    so that torch.func's transforms and torch.compile see them (``setup_context`` saves them)."""
+
     @staticmethod
-    def forward(ctx, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
+    def forward(loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
         w = GateWeights(*weights)
         x_gates, x_proj, x_stats, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(
             x_gates, h0, c0, w, recurrent_mask, keep_c, keep_h, True, **ragged, **project
         )
-        ctx.loops, ctx.ragged = loops, ragged
-        ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, x_proj, x_stats, *weights, *s)
+        trace = tuple(trace_of(s, output, c).as_dict().values()) if want_trace else ()
+        saved = [t for t in (x_proj, x_stats, *s) if t is not None]  # the layer-norm ones only with it
         # Fresh tensors for h_T, c_T: they may be entries of the saved caches.
-        results = (output, h.clone(), c.clone())
-        if not want_trace:
-            return results
-        trace = trace_of(s, output, c).as_dict().values()
-        ctx.mark_non_differentiable(*trace)
-        return *results, *trace
+        return output, h.clone(), c.clone(), *trace, *saved
 
     @staticmethod
-    def backward(ctx, d_output, dh, dc, *_trace_grads):
-        x, recurrent_mask, keep_c, keep_h, x_proj, x_stats, *saved = ctx.saved_tensors
-        w = GateWeights(*saved[: len(GateWeights._fields)])
-        s = StepCache(*saved[len(GateWeights._fields) :])  # each field (T, ...)
+    def setup_context(ctx, inputs, outputs):
+        loops, x, _, _, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights = inputs
+        ctx.loops, ctx.ragged = loops, ragged_arguments(batch_sizes)
+        saved = outputs[3 + (TRACE_FIELDS if want_trace else 0) :]
+        ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, *weights, *saved)
+        ctx.mark_non_differentiable(*outputs[3:])
+
+    @staticmethod
+    def vmap(
+        info, in_dims, loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights
+    ):
+        """torch.func.vmap over the input and the state: the mapped axis joins the batch (n slices of B
+        sequences run as one batch of n*B), and the results are split back."""
+        if any(dim is not None for dim in in_dims[7:]):
+            raise ValueError(
+                "lstmkit.LSTM under torch.func.vmap: only the input and the state may be mapped, not the "
+                "weights (an ensemble of stacked weights) nor the lengths; run each model in a loop"
+            )
+        n = info.batch_size
+
+        def fold(t, dim, axis):  # (..., B, ...) with the mapped axis at dim -> (..., n*B, ...)
+            if t is None:
+                return None
+            t = (
+                t.unsqueeze(axis).expand(*t.shape[:axis], n, *t.shape[axis:])
+                if dim is None
+                else t.movedim(dim, axis)
+            )
+            return t.flatten(axis, axis + 1)
+
+        axes = (1, 0, 0, 0, 1, 1)  # the batch axis of x, h0, c0, recurrent_mask, keep_c, keep_h
+        folded = [
+            fold(t, dim, axis)
+            for t, dim, axis in zip((x, h0, c0, recurrent_mask, keep_c, keep_h), in_dims[1:7], axes)
+        ]
+        outputs = HandBPTT.apply(loops, *folded, None, want_trace, *weights)
+        steps = x.shape[0]
+        w = GateWeights(*weights)
+        # output, h_T, c_T, the trace, [x_proj, x_stats] (rows T*n*B), the StepCache: each split back
+        batch_axes = [1, 0, 0] + [1] * (len(outputs) - 3)
+        if w.ln_weight_ih is not None:
+            first = 3 + (TRACE_FIELDS if want_trace else 0)
+            batch_axes[first : first + 2] = ["rows", "rows"]
+        split = []
+        for t, axis in zip(outputs, batch_axes):
+            if axis == "rows":  # (T*n*B, k) -> (n, T*B, k)
+                split.append(t.view(steps, n, -1, t.shape[-1]).movedim(1, 0).flatten(1, 2))
+            else:
+                split.append(t.unflatten(axis, (n, -1)))
+        return tuple(split), tuple(0 if axis == "rows" else axis for axis in batch_axes)
+
+    @staticmethod
+    def backward(ctx, d_output, dh, dc, *_other_grads):
+        x, recurrent_mask, keep_c, keep_h, *rest = ctx.saved_tensors
+        w = GateWeights(*rest[: len(GateWeights._fields)])
+        saved = iter(rest[len(GateWeights._fields) :])
+        layer_norm = [None, None] * 2 if w.ln_weight_hh is None else None  # absent StepCache fields
+        x_proj, x_stats = (None, None) if w.ln_weight_ih is None else (next(saved), next(saved))
+        s = StepCache(*saved, *(layer_norm or ()))  # each field (T, ...)
         dh0, dc0, d = ctx.loops.backward(
             d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h, **ctx.ragged
         )
@@ -92,11 +151,13 @@ def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:
         x, h0, c0, w, recurrent_mask=None, keep_c=None, keep_h=None, want_trace=False, batch_sizes=None
     ) -> LayerResult:
         inputs = (x, h0, c0, *w)
-        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
-            output, h, c, *trace = HandBPTT.apply(
+        present = [t for t in inputs if t is not None]
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in present)
+        if needs_grad or any(map(torch._C._functorch.is_functorch_wrapped_tensor, present)):  # torch.func
+            output, h, c, *rest = HandBPTT.apply(
                 loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *w
             )
-            return LayerResult(output, h, c, GateTrace(*trace) if want_trace else None)
+            return LayerResult(output, h, c, GateTrace(*rest[:TRACE_FIELDS]) if want_trace else None)
         # inference: no caches unless the trace needs them
         x_gates, _, _, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)

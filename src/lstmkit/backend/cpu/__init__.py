@@ -9,7 +9,6 @@ builds it ahead of time. Where it cannot be built, the backend is not available 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import platform
 import warnings
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.backend.bptt import PYTHON_LOOPS, TimeLoops, make_run
+from lstmkit.backend.cpu import ops
 from lstmkit.backend.registry import Backend, StepPath, register
 from lstmkit.functional import (
     BulkOps,
@@ -50,10 +50,23 @@ def _build_name() -> str:
     return "lstmkit_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-@functools.cache
+_KERNEL: list = []  # [the module, or None where it cannot be built], once tried
+
+
 def kernel():
     """The compiled module, built the first time (10-20 seconds) and loaded from the cache after; None
-    (with one warning) when it cannot be built here, or when its per-step fields disagree with Python's."""
+    (with one warning) when it cannot be built here, or when its per-step fields disagree with Python's.
+    After the first call, a list lookup that torch.compile traces as a constant."""
+    if not _KERNEL:
+        _KERNEL.append(_build())
+    return _KERNEL[0]
+
+
+kernel.cache_clear = _KERNEL.clear  # as functools.cache's: the next call tries again
+
+
+@torch.compiler.disable
+def _build():
     from torch.utils import cpp_extension
 
     try:
@@ -141,7 +154,7 @@ def kernel_forward(
     w_ih = bias = None
     if project:
         w_ih, bias = w.weight_ih, gate_bias(w)
-    output, h, c, cache = kernel().forward(
+    return ops.run_forward(
         x_gates=x_gates.contiguous(),
         h0=h0.contiguous(),
         c0=c0.contiguous(),
@@ -152,7 +165,6 @@ def kernel_forward(
         w_ih=_contiguous(w_ih),
         bias=_contiguous(bias),
     )
-    return output, h, c, None if cache is None else StepCache(*cache)  # in step_cache_fields() order
 
 
 def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h, batch_sizes=None):
@@ -160,15 +172,14 @@ def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c
         keep_c = _padding_keep(keep_c, batch_sizes, dc.shape[-1], d_output)
         keep_h = _padding_keep(keep_h, batch_sizes, dh.shape[-1], d_output)
         return PYTHON_LOOPS.backward(d_output, dh, dc, s, w, mask, keep_c, keep_h)
-    dh0, dc0, grads = kernel().backward(
+    return ops.run_backward(
         d_output=d_output,
         dh_T=dh.contiguous(),
         dc_T=dc.contiguous(),
-        cache=list(s),  # in step_cache_fields() order
+        cache=s,
         **_weight_arguments(w),
         **_keep_arguments(mask, keep_c, keep_h, batch_sizes),
     )
-    return dh0, dc0, StepGrads(*grads)  # in step_grads_fields() order
 
 
 def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -179,23 +190,27 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
         return torch_matmul(a, b, bias)
     if bias is None and not a.is_contiguous() and a.t().is_contiguous():
-        return kernel().matmul_tn(a=a.t(), b=b)
-    return kernel().matmul(a=a.contiguous(), b=b, bias=_contiguous(bias))
+        return ops.call("matmul_tn", a=a.t(), b=b)
+    return ops.call("matmul", a=a.contiguous(), b=b, bias=_contiguous(bias))
 
 
 def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm in the kernel (its buffers reused between calls)."""
     if not _compiled(x):
         return torch_layer_norm(x, gain, bias)
-    return kernel().layer_norm(x=x.contiguous(), gain=gain.contiguous(), bias=_contiguous(bias))
+    return ops.call("layer_norm", x=x.contiguous(), gain=gain.contiguous(), bias=_contiguous(bias))
 
 
 def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm_backward in the kernel."""
     if not _compiled(dy):
         return torch_layer_norm_backward(dy, x, stats, gain)
-    return kernel().layer_norm_backward(
-        dy=dy.contiguous(), x=x.contiguous(), stats=stats.contiguous(), gain=gain.contiguous()
+    return ops.call(
+        "layer_norm_backward",
+        dy=dy.contiguous(),
+        x=x.contiguous(),
+        stats=stats.contiguous(),
+        gain=gain.contiguous(),
     )
 
 
