@@ -1,13 +1,15 @@
 """lstmkit.LSTM through the PyTorch stack, as an engineer who swapped it for torch.nn.LSTM would use it:
-torch.export, torch.compile with fullgraph, FakeTensorMode and the meta device, torch.func, both ONNX
-exporters run in onnxruntime on fresh inputs, and torch.jit.trace's one clear refusal. Each compares with
-eager lstmkit (itself checked against torch.nn.LSTM and the reference elsewhere), on every backend."""
+torch.export, torch.compile with fullgraph, FakeTensorMode and the meta device, torch.func, autocast, and
+torch.jit.trace's one clear refusal (ONNX: test_onnx.py). Each compares with eager lstmkit (itself checked
+against torch.nn.LSTM and the reference elsewhere), on every backend."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from conftest import BACKENDS, FLOAT32_ATOL, assert_grads_close
+from conftest import BACKENDS, FLOAT32_ATOL, assert_grads_close, torch_twin
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import lstmkit
@@ -23,8 +25,6 @@ VARIANTS = {
     "zoneout": {"zoneout": (0.2, 0.3)},
     "everything": {"peephole": True, "coupled_gates": True, "bidirectional": True, "forget_bias": 1.0},
 }
-ONNX_VARIANTS = ["vanilla", "bidirectional", "peephole", "coupled_gates", "everything"]
-ONNX_REFUSED = {"layer_norm": "layer_norm=True", "proj_size": "proj_size=3", "zoneout": "zoneout="}
 INPUT, HIDDEN, HEAD = 5, 6, 3
 
 
@@ -157,82 +157,37 @@ def test_jit_trace_is_refused_pointing_to_torch_export():
         torch.jit.trace(m, tuple(inputs((4, 7))))
 
 
-# ONNX ------------------------------------------------------------------------------------------------------
-
-onnxruntime = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-import onnx  # noqa: E402  (after the skips: a test dependency)
+# autocast --------------------------------------------------------------------------------------------------
 
 
-def export_onnx(m: torch.nn.Module, example: tuple, path, dynamo: bool, names=("x",)):
-    if dynamo:
-        dims = [{0: torch.export.Dim("batch"), 1: torch.export.Dim("steps")}] + [{0: "batch"}] * (
-            len(names) - 1
-        )
-        torch.onnx.export(m, example, path, dynamo=True, dynamic_shapes=tuple(dims))
-    else:
-        axes = {"x": {0: "batch", 1: "steps"}, **{name: {0: "batch"} for name in names[1:]}}
-        torch.onnx.export(m, example, path, dynamo=False, input_names=list(names), dynamic_axes=axes)
-    graph = onnx.load(path).graph
-    return onnxruntime.InferenceSession(str(path)), [node.op_type for node in graph.node]
-
-
-def run_onnx(session, *arrays):
-    feeds = {i.name: a.numpy() for i, a in zip(session.get_inputs(), arrays)}
-    return torch.from_numpy(session.run(None, feeds)[0])
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
-@pytest.mark.parametrize("variant", ONNX_VARIANTS)
-def test_onnx_export_is_one_onnx_lstm_per_layer_and_computes_on_fresh_inputs(tmp_path, variant, dynamo):
-    m = model("auto", variant)
-    example, *fresh = inputs((4, 7), (3, 11), (1, 1), (6, 2))
-    session, ops = export_onnx(m, (example,), tmp_path / "model.onnx", dynamo)
-    assert ops.count("LSTM") == 2
-    outputs = []
-    for x in fresh:
-        outputs.append(run_onnx(session, x))
-        torch.testing.assert_close(outputs[-1], m(x).detach(), rtol=0, atol=FLOAT32_ATOL)
-    # the output follows the input: a graph with the example's result baked in would fail here
-    same_shape = run_onnx(session, fresh[0] + 1.0)
-    assert (same_shape - outputs[0]).abs().max() > 1e-3
-
-
-class WithLengths(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lstm = lstmkit.LSTM(INPUT, HIDDEN, bidirectional=True, batch_first=True)
-
-    def forward(self, x, lengths):
-        y, (h, c) = self.lstm(x, lengths=lengths)
-        return torch.cat([y.sum(1), h[0], h[1], c[0]], dim=-1)
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
-def test_onnx_export_of_padded_batches_uses_sequence_lens(tmp_path, dynamo):
+@pytest.mark.parametrize("with_state", [False, True])
+def test_autocast_follows_torch_lstm_cast_policy(backend, with_state):
+    """Under CPU autocast to bfloat16, torch.nn.LSTM runs input, state and weights in bfloat16 and returns
+    bfloat16 output and state; lstmkit does the same: exactly its bfloat16 module on the cast input, and
+    close to torch's own result under the same autocast."""
     torch.manual_seed(0)
-    m = WithLengths().eval()
-    example, x = inputs((3, 6), (4, 9))
-    lengths = torch.tensor([9, 2, 5, 1])
-    session, ops = export_onnx(
-        m, (example, torch.tensor([6, 3, 4])), tmp_path / "m.onnx", dynamo, ("x", "lengths")
-    )
-    assert ops.count("LSTM") == 1
-    torch.testing.assert_close(run_onnx(session, x, lengths), m(x, lengths), rtol=0, atol=FLOAT32_ATOL)
+    ours = lstmkit.LSTM(INPUT, HIDDEN, num_layers=2, backend=backend)
+    theirs = torch_twin(ours)
+    x = torch.randn(7, 3, INPUT)
+    hx = (torch.randn(2, 3, HIDDEN), torch.randn(2, 3, HIDDEN)) if with_state else None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = ours(x, hx)
+        their_out, (their_h, their_c) = theirs(x, hx)
+    assert out.dtype == h.dtype == c.dtype == their_out.dtype == their_h.dtype == their_c.dtype
+    bf16 = copy.deepcopy(ours).to(torch.bfloat16)
+    cast_hx = None if hx is None else tuple(t.bfloat16() for t in hx)
+    expected, (expected_h, expected_c) = bf16(x.bfloat16(), cast_hx)
+    for a, e in ((out, expected), (h, expected_h), (c, expected_c)):
+        torch.testing.assert_close(a, e, rtol=0, atol=0)
+    torch.testing.assert_close(out.float(), their_out.float(), rtol=0, atol=0.05)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")
-@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
-@pytest.mark.parametrize("variant", ONNX_REFUSED)
-def test_onnx_export_refuses_what_onnx_cannot_express_naming_the_option(tmp_path, variant, dynamo):
-    m = model("auto", variant)
-    with pytest.raises(Exception) as raised:
-        torch.onnx.export(m, tuple(inputs((4, 7))), tmp_path / "m.onnx", dynamo=dynamo)
-    chain, error = [], raised.value
-    while error is not None:
-        chain.append(error)
-        error = error.__cause__
-    refusal = next(e for e in chain if isinstance(e, ValueError))
-    assert "torch.onnx.export cannot express " + ONNX_REFUSED[variant] in str(refusal)
+def test_autocast_trains_the_float32_weights(backend):
+    """The weights stay float32 (the master copy); their gradients arrive in float32 through the cast."""
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(INPUT, HIDDEN, backend=backend)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = lstm(torch.randn(7, 3, INPUT))
+    out.float().square().sum().backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in lstm.parameters())
+    assert all(p.grad.abs().sum() > 0 for p in lstm.parameters())

@@ -11,9 +11,21 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from lstmkit import onnx_export, sampling
 from lstmkit.backend import StepPath, resolve
 from lstmkit.backend.registry import ragged_arguments
+from lstmkit.functional import GateWeights
 from lstmkit.parameters import Variant, gate_weights, make_parameters, parameter_shapes, reset_parameters
 from lstmkit.trace import GateTrace
 from lstmkit.validation import check_input, check_lengths, check_like, check_shape, traced
+
+
+def autocast_dtype(x) -> torch.dtype | None:
+    """The dtype torch.autocast runs the LSTM in on x's device, or None where autocast is off there."""
+    data = x.data if isinstance(x, PackedSequence) else x
+    if not isinstance(data, Tensor):
+        return None
+    device = data.device.type
+    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+        return None
+    return torch.get_autocast_dtype(device)
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -147,6 +159,17 @@ class LSTM(nn.Module):
                 "gradients); use torch.export.export(model, (x,)) or torch.compile, and torch.onnx.export "
                 "for ONNX"
             )
+        cast = autocast_dtype(input)
+        if cast is None:
+            return self._forward(input, hx, lengths, return_trace, None)
+        # torch.autocast: input, state and weights in the autocast dtype, as torch.nn.LSTM runs there
+        device = (input.data if isinstance(input, PackedSequence) else input).device.type
+        with torch.autocast(device, enabled=False):
+            hx = None if hx is None else tuple(t.to(cast) for t in hx)
+            return self._forward(input.to(cast), hx, lengths, return_trace, cast)
+
+    def _forward(self, input, hx, lengths, return_trace: bool, cast: torch.dtype | None):
+        """forward, with the weights cast to ``cast`` once per call where it is not None (autocast)."""
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -155,7 +178,8 @@ class LSTM(nn.Module):
             lengths, batched, batch_first = cpu_lengths, True, False
         else:
             x, batch_first = input, self.batch_first
-        check_input("LSTM", x, self.input_size, (2, 3), self.weight_ih_l0)
+        like = self.weight_ih_l0 if cast is None else self.weight_ih_l0.new_empty(0, dtype=cast)
+        check_input("LSTM", x, self.input_size, (2, 3), like)
         batched = x.dim() == 3
         if not batched:
             if lengths is not None:
@@ -173,7 +197,7 @@ class LSTM(nn.Module):
             output, h_n, c_n = onnx_export.run_layers(self, x, h0, c0, lengths, self._layer_values)
             trace = None
         else:
-            output, h_n, c_n, trace = self._run_layers(x, h0, c0, lengths, return_trace)
+            output, h_n, c_n, trace = self._run_layers(x, h0, c0, lengths, return_trace, cast=cast)
 
         if packed:
             order = input.sorted_indices
@@ -227,7 +251,7 @@ class LSTM(nn.Module):
     def _one_step(self, x: Tensor) -> tuple[StepPath, object] | None:
         """The backend's one-step path and its weights for these layers, where ``step`` takes it: in eval()
         under no_grad, on a backend whose path takes x and these layers; else None."""
-        if self.training or torch.is_grad_enabled():
+        if self.training or torch.is_grad_enabled() or autocast_dtype(x) is not None:
             return None
         path = resolve(self.backend).step
         if path is None or not path.takes(x):
@@ -253,7 +277,7 @@ class LSTM(nn.Module):
             raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
         sizes = (self.output_size, self.hidden_size)
         for name, t, size in zip(("h_0", "c_0"), hx, sizes):
-            check_like("LSTM", name, t, self.weight_ih_l0)
+            check_like("LSTM", name, t, x)  # x has the parameters' dtype and device, or autocast's dtype
             check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
         return tuple(t if batched else t.unsqueeze(1) for t in hx)
 
@@ -263,10 +287,18 @@ class LSTM(nn.Module):
         return output, h_n, c_n
 
     def _run_layers(
-        self, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None, want_trace: bool, layers=None
+        self,
+        x: Tensor,
+        h0: Tensor,
+        c0: Tensor,
+        lengths: Tensor | None,
+        want_trace: bool,
+        layers: range | None = None,
+        cast: torch.dtype | None = None,
     ):
         """x: (T, B, I). Returns output (T, B, D*P), h_n (L*D, B, P), c_n (L*D, B, H), GateTrace or None.
-        ``layers`` (a range; all by default) runs only those, with h0 and c0 holding their rows.
+        ``layers`` (a range; all by default) runs only those, with h0 and c0 holding their rows; the
+        weights are cast to ``cast`` where given.
 
         Padding reaches the backend as keep factors of 1 (the state is held), or for a ragged backend as
         batch sizes per step over the batch sorted once by length (finished sequences leave the batch)."""
@@ -298,6 +330,8 @@ class LSTM(nn.Module):
                     keep_h = None if keep_h is None else keep_h[:, order]
                     mask = None if mask is None else mask[order]
                 w = gate_weights(self, self._suffix(layer, direction))
+                if cast is not None:
+                    w = GateWeights(*(None if t is None else t.to(cast) for t in w))
                 ragged = ragged_arguments(batch_sizes)
                 result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace, **ragged)
                 out, trace = result.output, result.trace

@@ -35,7 +35,9 @@ from lstmkit.functional import (
 KERNEL_DIR = Path(__file__).parent
 KERNEL_FILES = sorted([*KERNEL_DIR.glob("*.cpp"), *KERNEL_DIR.glob("*.h")])  # every one in the build's name
 SOURCES = [path for path in KERNEL_FILES if path.suffix == ".cpp"]  # translation units; they include the .h
-CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp"]
+# -ffast-math without -ffinite-math-only: NaN and infinity keep their IEEE meaning (a clamp must not turn a
+# NaN into the edge of its range), the rest of fast-math (reassociation, no errno) stays.
+CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fno-finite-math-only", "-fopenmp"]
 
 
 def _build_name() -> str:

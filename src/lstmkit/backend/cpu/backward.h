@@ -68,6 +68,7 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
   T *dch_p = dc_hat.data_ptr<T>(), *dh_p = dh.data_ptr<T>(), *dc_p = dc.data_ptr<T>();
   T *dt_p = dh_total.data_ptr<T>(), *dm_p = dm.data_ptr<T>();
   const int threads = loop_threads(2.0 * B * GH * P);
+  const bool peephole = w_cf.has_value();
 
   // layer norm: each thread's sums of da ⊙ hh_normed (G*H), dc_hat ⊙ c_normed (H) and dc_hat (H)
   Tensor ln_partial = ln_hh ? at::zeros({threads, GH + 2 * H}, options) : Tensor();
@@ -107,9 +108,14 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
           dcn = dcn_row.data();
         }
         T* a = dat + b * GH;
-        (coupled ? gate_grads_row<T, true> : gate_grads_row<T, false>)(
-            dmr, dcn, gi_p + s + r, gf_p + s + r, gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p,
-            kc + r, H, a, dc_p + r);
+        with_flag(coupled, [&](auto coupled_tag) {
+          with_flag(peephole, [&](auto peephole_tag) {
+            with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
+              gate_grads_row<T>(coupled_tag, peephole_tag, keep_tag, dmr, dcn, gi_p + s + r, gf_p + s + r,
+                                gg_p + s + r, o, tc, cp_p + s + r, w_ci_p, w_cf_p, w_co_p, kc + r, H, a, dc_p + r);
+            });
+          });
+        });
         if (ln_hh_p) {
           layer_norm_add_row_backward(a, hn_p + (t * B + b) * GH, ln_hh_p, hr_p[t * B + b], GH, dhht + b * GH, ln_sum);
         }
@@ -121,7 +127,7 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
       for (int64_t b = 0; b < n; ++b)
         for (int64_t j = pcols.begin; j < pcols.end; ++j) {
           const int64_t k = b * P + j;
-          dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + dt_p[k] * kh[k];
+          dh_p[k] = dh_p[k] * (mask_p ? mask_p[k] : T(1)) + (keep_h_p ? dt_p[k] * kh[k] : T(0));
         }
       barrier();
     }

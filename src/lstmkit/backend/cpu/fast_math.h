@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 namespace lstmkit {
 
@@ -18,10 +19,12 @@ inline T fast_exp(T x) {
 }
 
 // e^x = 2^n e^r, x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, Cody-Waite), e^r by Cephes' expf
-// polynomial, 2^n written into the exponent bits. x is clamped to [-87, 88] (e^x stays a normal float).
+// polynomial, 2^n written into the exponent bits. The polynomial runs on x clamped to [-87, 88] (e^x a
+// normal float); past that the result is +inf above 88.72 (where expf overflows) and 0 below -87, so that
+// σ(-inf) is 0 and tanh' is 0 there as in torch; a NaN passes every comparison as false and stays NaN.
 template <>
-inline float fast_exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+inline float fast_exp(float x_in) {
+  const float x = std::min(std::max(x_in, -87.0f), 88.0f);
   const float n = std::nearbyint(x * 1.44269504088896341f);
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -34,7 +37,8 @@ inline float fast_exp(float x) {
   const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  const float e = p * scale;
+  return x_in > 88.72f ? std::numeric_limits<float>::infinity() : (x_in < -87.0f ? 0.0f : e);
 }
 
 template <typename T>
@@ -42,10 +46,11 @@ inline T fast_tanh(T x) {
   return std::tanh(x);
 }
 
-// tanh x = x P(x^2) / Q(x^2), a rational minimax fit on [-9, 9] (Eigen's float tanh); |x| > 9 gives ±1.
+// tanh x = x P(x^2) / Q(x^2), a rational minimax fit on [-9, 9] (Eigen's float tanh); |x| >= 9 gives ±1
+// exactly (tanh rounds to it there), a NaN stays NaN.
 template <>
-inline float fast_tanh(float x) {
-  x = std::min(std::max(x, -9.0f), 9.0f);
+inline float fast_tanh(float x_in) {
+  const float x = std::min(std::max(x_in, -9.0f), 9.0f);
   const float x2 = x * x;
   float p = -2.76076847742355e-16f;
   p = p * x2 + 2.00018790482477e-13f;
@@ -58,7 +63,7 @@ inline float fast_tanh(float x) {
   q = q * x2 + 1.18534705686654e-04f;
   q = q * x2 + 2.26843463243900e-03f;
   q = q * x2 + 4.89352518554385e-03f;
-  return x * p / q;
+  return std::abs(x_in) >= 9.0f ? std::copysign(1.0f, x_in) : x * p / q;
 }
 
 template <typename T>

@@ -75,6 +75,7 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
       for (int64_t j = c0; j < c1; ++j) hin[b * P + j] = h[b * P + j] * (mask_p ? mask_p[b * P + j] : T(1));
   };
   const int threads = loop_threads(2.0 * B * GH * (P + (input ? I : 0)));
+  const bool peephole = w_cf.has_value();
 
   in_parallel(threads, [&](int id, int count) {
     const Span first_rows = share(B, id, count);
@@ -107,8 +108,11 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
         } else {
           for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
         }
-        (coupled ? gates_row<T, true> : gates_row<T, false>)(a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r,
-                                                             pcn + r);
+        with_flag(coupled, [&](auto coupled_tag) {
+          with_flag(peephole, [&](auto peephole_tag) {
+            gates_row<T>(coupled_tag, peephole_tag, a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r, pcn + r);
+          });
+        });
         const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
         if (ln_cw_p) {
           T* normed = cnm_p + c * BH + r;
@@ -116,14 +120,19 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
           for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
           c_hat = ptc + r;
         }
-        output_row(a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r, ptc + r, pm + r, cc + r);
+        with_flag(peephole, [&](auto peephole_tag) {
+          with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
+            output_row<T>(peephole_tag, keep_tag, a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r,
+                          ptc + r, pm + r, cc + r);
+          });
+        });
         if (record && t + 1 < steps && b >= active.at(t + 1)) {  // a sequence's last step: its c_t is
           std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
         }
         if (!projection) {  // h_t = m + k (h_prev - m)
           T* h = out + b * P;
           const T *mr = pm + r, *hp = h_prev + b * P, *k = kh + b * P;
-          for (int64_t j = 0; j < P; ++j) h[j] = mr[j] + k[j] * (hp[j] - mr[j]);
+          for (int64_t j = 0; j < P; ++j) h[j] = keep_h_p ? kept<true>(mr[j], k[j], hp[j]) : mr[j];
           if (t + 1 < steps) carry_in(out, hin_next, b, b + 1, 0, P);
         }
       }
@@ -134,7 +143,7 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
         for (int64_t b = 0; b < n; ++b)
           for (int64_t j = pcols.begin; j < pcols.end; ++j) {
             const int64_t k = b * P + j;
-            out[k] += kh[k] * (h_prev[k] - out[k]);
+            if (keep_h_p) out[k] = kept<true>(out[k], kh[k], h_prev[k]);
           }
         if (t + 1 < steps) carry_in(out, hin_next, 0, n, pcols.begin, pcols.end);
       }

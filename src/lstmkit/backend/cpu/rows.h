@@ -1,18 +1,41 @@
 // The fused per-row gate arithmetic of one step: the forward's gates and output, the backward's gradients.
-// Each is one loop over H that the compiler vectorises (no branches: absent variants read as zeros).
+// Each is one loop over H that the compiler vectorises, without branches: the variants are template flags
+// (std::bool_constant tags, chosen at run time by with_flag), so an absent peephole or keep factor adds no
+// term at all. A term 0 · x would turn an infinite state into NaN where torch.nn.LSTM has no such term.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "fast_math.h"
 
 namespace lstmkit {
 
+// f(std::true_type{}) or f(std::false_type{}): a run-time flag as a compile-time tag.
+template <typename F>
+inline void with_flag(bool flag, F&& f) {
+  if (flag) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
+  }
+}
+
+// w ⊙ c with a peephole, else no term; x + k (y - x) with keep factors (zoneout, padding), else x.
+template <bool Peephole, typename T>
+inline T peep(T w, T c) {
+  return Peephole ? w * c : T(0);
+}
+template <bool Keep, typename T>
+inline T kept(T x, T k, T y) {
+  return Keep ? x + k * (y - x) : x;
+}
+
 // ---- forward rows --------------------------------------------------------------------------------------
 
 // i, f, g and c̃ = f ⊙ c_prev + i ⊙ g for one row; a points at the G*H pre-activations.
-template <typename T, bool Coupled>
-void gates_row(const T* __restrict a, const T* __restrict c_prev, const T* __restrict w_ci,
+template <typename T, bool Coupled, bool Peephole>
+void gates_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, const T* __restrict a, const T* __restrict c_prev, const T* __restrict w_ci,
                const T* __restrict w_cf, int64_t H, T* __restrict i_out, T* __restrict f_out,
                T* __restrict g_out, T* __restrict c_new) {
   const T* a_i = a;
@@ -20,8 +43,8 @@ void gates_row(const T* __restrict a, const T* __restrict c_prev, const T* __res
   const T* a_g = a_f + H;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T f = sigmoid(a_f[j] + w_cf[j] * c_prev[j]);
-    const T i = Coupled ? T(1) - f : sigmoid(a_i[j] + w_ci[j] * c_prev[j]);
+    const T f = sigmoid(a_f[j] + peep<Peephole>(w_cf[j], c_prev[j]));
+    const T i = Coupled ? T(1) - f : sigmoid(a_i[j] + peep<Peephole>(w_ci[j], c_prev[j]));
     const T g = fast_tanh(a_g[j]);
     f_out[j] = f;
     i_out[j] = i;
@@ -31,18 +54,18 @@ void gates_row(const T* __restrict a, const T* __restrict c_prev, const T* __res
 }
 
 // o, tanh(ĉ), m = o ⊙ tanh(ĉ) and the carried cell c_t = c̃ + k (c_prev - c̃) for one row.
-template <typename T>
-void output_row(const T* __restrict a_o, const T* __restrict c_new, const T* __restrict c_hat,
+template <typename T, bool Peephole, bool Keep>
+void output_row(std::bool_constant<Peephole>, std::bool_constant<Keep>, const T* __restrict a_o, const T* __restrict c_new, const T* __restrict c_hat,
                 const T* __restrict c_prev, const T* __restrict w_co, const T* __restrict keep_c, int64_t H,
                 T* __restrict o_out, T* __restrict tanh_out, T* __restrict m_out, T* __restrict c_out) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T o = sigmoid(a_o[j] + w_co[j] * c_new[j]);
+    const T o = sigmoid(a_o[j] + peep<Peephole>(w_co[j], c_new[j]));
     const T tc = fast_tanh(c_hat[j]);
     o_out[j] = o;
     tanh_out[j] = tc;
     m_out[j] = o * tc;
-    c_out[j] = c_new[j] + keep_c[j] * (c_prev[j] - c_new[j]);
+    c_out[j] = kept<Keep>(c_new[j], keep_c[j], c_prev[j]);
   }
 }
 
@@ -50,8 +73,9 @@ void output_row(const T* __restrict a_o, const T* __restrict c_new, const T* __r
 
 // From dL/dm (m = o ⊙ tanh(ĉ)) and dL/dc_t: the four pre-activation gradients da and dL/dc_{t-1}.
 // dc_hat receives dL/dĉ; dcn holds dL/dc̃ from the hidden path (after the cell's layer norm, if any).
-template <typename T, bool Coupled>
-void gate_grads_row(const T* __restrict dm, const T* __restrict dcn, const T* __restrict i,
+template <typename T, bool Coupled, bool Peephole, bool Keep>
+void gate_grads_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, std::bool_constant<Keep>,
+                    const T* __restrict dm, const T* __restrict dcn, const T* __restrict i,
                     const T* __restrict f, const T* __restrict g, const T* __restrict o,
                     const T* __restrict tanh_c, const T* __restrict c_prev, const T* __restrict w_ci,
                     const T* __restrict w_cf, const T* __restrict w_co, const T* __restrict keep_c, int64_t H,
@@ -64,17 +88,18 @@ void gate_grads_row(const T* __restrict dm, const T* __restrict dcn, const T* __
   for (int64_t j = 0; j < H; ++j) {
     const T dc_t = dc[j];
     const T d_o = dm[j] * tanh_c[j] * o[j] * (T(1) - o[j]);
-    const T dc_new = dc_t * (T(1) - keep_c[j]) + dcn[j] + d_o * w_co[j];
+    const T dc_new = (Keep ? dc_t * (T(1) - keep_c[j]) : dc_t) + dcn[j] + peep<Peephole>(d_o, w_co[j]);
     const T di = dc_new * g[j];
     const T df = dc_new * c_prev[j];
     const T d_i = di * i[j] * (T(1) - i[j]);
     const T d_f = (Coupled ? df - di : df) * f[j] * (T(1) - f[j]);  // coupled: i = 1 - f
-    // With coupled gates da_i aliases da_f: the second store wins, and w_ci reads as zeros.
+    // With coupled gates da_i aliases da_f: the second store wins, and w_ci is not read.
     da_i[j] = d_i;
     da_f[j] = d_f;
     da_g[j] = dc_new * i[j] * (T(1) - g[j] * g[j]);
     da_o[j] = d_o;
-    dc[j] = dc_new * f[j] + dc_t * keep_c[j] + d_i * w_ci[j] + d_f * w_cf[j];
+    dc[j] = dc_new * f[j] + (Keep ? dc_t * keep_c[j] : T(0)) + (Coupled ? T(0) : peep<Peephole>(d_i, w_ci[j])) +
+            peep<Peephole>(d_f, w_cf[j]);
   }
 }
 

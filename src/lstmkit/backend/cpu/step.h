@@ -48,14 +48,23 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
     for (int64_t b = 0; b < B; ++b) {
       const T* ab = a.data() + b * GH;
       const T *cp = c_prev + b * H, *hp = h_prev + b * P;
-      (coupled ? gates_row<T, true> : gates_row<T, false>)(ab, cp, w_ci, w_cf, H, i, f, g, cn);
-      output_row(ab + GH - H, cn, cn, cp, w_co, keep_c.data(), H, o, tc, m, c_new + b * H);
+      with_flag(w.w_cf.has_value(), [&](auto peephole_tag) {
+        with_flag(coupled, [&](auto coupled_tag) {
+          gates_row<T>(coupled_tag, peephole_tag, ab, cp, w_ci, w_cf, H, i, f, g, cn);
+        });
+        with_flag(zoneout_c != 0, [&](auto keep_tag) {
+          output_row<T>(peephole_tag, keep_tag, ab + GH - H, cn, cn, cp, w_co, keep_c.data(), H, o, tc, m,
+                        c_new + b * H);
+        });
+      });
       const T* h_tilde = m;
       if (w.w_hr_t) {  // h̃ = W_hr m
         gemm<T>(1, P, H, m, H, w.w_hr_t->data_ptr<T>(), P, projected.data(), P, false);
         h_tilde = projected.data();
       }
-      for (int64_t j = 0; j < P; ++j) h_new[b * P + j] = h_tilde[j] + keep_h[j] * (hp[j] - h_tilde[j]);
+      for (int64_t j = 0; j < P; ++j) {
+        h_new[b * P + j] = zoneout_h != 0 ? kept<true>(h_tilde[j], keep_h[j], hp[j]) : h_tilde[j];
+      }
     }
     input = h_new;
     input_size = P;
