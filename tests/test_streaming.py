@@ -49,8 +49,8 @@ def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
     lstm = lstmkit.LSTM(5, 8, 2, backend="cpu").eval()
     x = torch.randn(5)
     with torch.no_grad():
-        assert lstm._one_step(x) is not None
         state = lstm.initial_state()
+        assert lstm._one_step(x, state) is not None
         y, state = lstm.step(x, state)
         torch.testing.assert_close(y, lstm(x[None])[0][0], rtol=1e-6, atol=1e-6)
         lstm.weight_hh_l1.add_(0.5)  # in place, as an optimizer does: the prepared weights are rebuilt
@@ -60,7 +60,12 @@ def test_the_one_step_kernel_runs_in_eval_and_sees_changed_weights():
         lstm.double()  # new parameter data in the same Parameter objects
         y64, _ = lstm.step(x.double(), lstm.initial_state())
         torch.testing.assert_close(y64, lstm(x.double()[None])[0][0], rtol=1e-12, atol=1e-12)
-    assert lstm.train()._one_step(x) is None
+    state = lstm.initial_state()
+    assert lstm._one_step(x, state) is None  # the parameters want gradients
+    with torch.no_grad():  # nothing random in training without dropout or zoneout: the kernel too
+        assert lstm.train()._one_step(x, state) is not None
+        for random in (dict(dropout=0.2), dict(recurrent_dropout=0.2), dict(zoneout=0.1)):
+            assert lstmkit.LSTM(5, 8, 2, backend="cpu", **random).train()._one_step(x, state) is None
 
 
 @pytest.mark.parametrize("prepares", [True, False], ids=["prepared", "declined"])

@@ -226,10 +226,11 @@ class LSTM(nn.Module):
         """One time step through all layers, for streaming: ``y_t, state = lstm.step(x_t, state)``.
 
         x: (B, I) or (I,); state from ``initial_state`` or the previous step. y_t (B, P) or (P,) is the last
-        layer's h_t: step by step, the same as ``forward`` over the whole sequence. In eval() under
-        torch.no_grad(), where the backend has a one-step path that takes x and these layers (the cpu
-        backend's kernel: on the CPU, without layer norm), every layer runs in one call; otherwise this is
-        ``forward`` on a one-step sequence (training, gradients, any variant)."""
+        layer's h_t: step by step, the same as ``forward`` over the whole sequence. Where the backend has a
+        one-step path that takes x and these layers (the cpu backend's kernel: on the CPU, without layer
+        norm), every layer runs in one call whenever no gradient is needed and nothing random is drawn,
+        in training mode too; otherwise this is ``forward`` on a
+        one-step sequence (gradients, dropout, zoneout in training, any variant)."""
         if self.bidirectional:
             raise ValueError("LSTM.step: a bidirectional LSTM needs the whole sequence; call the module")
         check_input("LSTM.step", x, self.input_size, (1, 2), self.weight_ih_l0)
@@ -237,7 +238,7 @@ class LSTM(nn.Module):
             got = type(state).__name__
             raise ValueError(f"LSTM.step: state must be (h, c) from initial_state(), got {got}")
         batched = x.dim() == 2
-        one_step = self._one_step(x)
+        one_step = self._one_step(x, state)
         if one_step is not None:
             path, prepared = one_step
             h, c = self._initial_state(tuple(state), x.shape[0] if batched else 1, batched, x)
@@ -248,10 +249,21 @@ class LSTM(nn.Module):
         output, state = self.forward(x.unsqueeze(time_axis), state)
         return output.squeeze(time_axis), state
 
-    def _one_step(self, x: Tensor) -> tuple[StepPath, object] | None:
-        """The backend's one-step path and its weights for these layers, where ``step`` takes it: in eval()
-        under no_grad, on a backend whose path takes x and these layers; else None."""
-        if self.training or torch.is_grad_enabled() or autocast_dtype(x) is not None:
+    def _one_step(self, x: Tensor, state) -> tuple[StepPath, object] | None:
+        """The backend's one-step path and its weights for these layers, where ``step`` takes it: when no
+        gradient is needed and nothing random is drawn (eval(), or training without dropout, recurrent
+        dropout or zoneout), on a backend whose path takes x and these layers; else None."""
+        if self.training and (self.dropout and self.num_layers > 1 or self.variant.recurrent_dropout):
+            return None
+        if self.training and any(self.variant.zoneouts):
+            return None
+        if torch.is_grad_enabled() and (
+            x.requires_grad
+            or any(isinstance(t, Tensor) and t.requires_grad for t in state)
+            or any(p.requires_grad for p in self._parameters.values())
+        ):
+            return None
+        if autocast_dtype(x) is not None:
             return None
         path = resolve(self.backend).step
         if path is None or not path.takes(x):
@@ -261,7 +273,8 @@ class LSTM(nn.Module):
 
     def _step_weights(self, path: StepPath) -> object | None:
         """``path.prepare`` of the layers, made once and again only after a parameter or the path changes."""
-        key = (id(path), *((p.data_ptr(), p.dtype, p._version) for p in self.parameters()))  # .to(): new data
+        parameters = self._parameters.values()  # the module's own (an LSTM has no submodules)
+        key = (id(path), *((p.data_ptr(), p.dtype, p._version) for p in parameters))  # .to(): new data
         cached = getattr(self, "_step_weights_cache", None)
         if cached is None or cached[0] != key:
             layers = [gate_weights(self, self._suffix(layer, 0)) for layer in range(self.num_layers)]

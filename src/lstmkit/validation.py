@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+PLAIN = (Tensor, torch.nn.Parameter)  # any other type (FakeTensor, a subclass) goes to the custom ops
+
 
 def traced(*tensors: Tensor | None) -> bool:
     """Whether these tensors are seen by a tracer, a transform or a mode (torch.compile, torch.export, fake
@@ -13,7 +15,7 @@ def traced(*tensors: Tensor | None) -> bool:
     if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack():
         return True
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return any(t is not None and (type(t) is not Tensor or wrapped(t)) for t in tensors)
+    return any(t is not None and (type(t) not in PLAIN or wrapped(t)) for t in tensors)
 
 
 def check_like(owner: str, name: str, t: Tensor, param: Tensor) -> None:

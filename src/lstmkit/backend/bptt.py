@@ -19,6 +19,7 @@ from lstmkit.backend.loop import backward_steps, forward_steps, trace_of
 from lstmkit.backend.registry import Backend, LayerResult, ragged_arguments, register
 from lstmkit.functional import TORCH_OPS, BulkOps, GateWeights, StepCache, input_projection, weight_gradients
 from lstmkit.trace import GateTrace
+from lstmkit.validation import traced
 
 
 class TimeLoops(NamedTuple):
@@ -29,15 +30,16 @@ class TimeLoops(NamedTuple):
 
     With ``ragged``, both also take ``batch_sizes=`` (T,): the batch is sorted by length, longest first,
     and step t runs its first batch_sizes[t] rows. ``ops`` do the work outside the loops. With
-    ``projects_input``, forward also takes ``project=True`` and then x (T, B, I) in place of x_gates: it
-    forms each step's W_ih x_t + b_ih + b_hh itself (never with layer norm, whose LN_x needs all of it).
+    ``projects_input`` n, forward also takes ``project=True`` for batches of at least n sequences and then
+    x (T, B, I) in place of x_gates: it forms each step's W_ih x_t + b_ih + b_hh itself (never with layer
+    norm, whose LN_x needs all of it). Below n, one product over all T steps streams W_ih once, not T times.
     """
 
     forward: Callable
     backward: Callable
     ops: BulkOps = TORCH_OPS
     ragged: bool = False
-    projects_input: bool = False
+    projects_input: int | None = None
 
 
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
@@ -139,7 +141,9 @@ def loop_input(
     """What the forward loop reads: the input projection of all steps (T, B, G*H), with what its backward
     needs (see ``input_projection``), and the loop's extra keyword; or x itself, for a loop that projects
     each step."""
-    if loops.projects_input and w.ln_weight_ih is None:
+    per_step = loops.projects_input is not None and w.ln_weight_ih is None
+    # (a traced batch size is symbolic: no branch on it, per step for every size)
+    if per_step and (traced(x) or x.shape[1] >= loops.projects_input):
         return x, None, None, {"project": True}
     return *input_projection(x, w, loops.ops), {}
 

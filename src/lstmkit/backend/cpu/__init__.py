@@ -31,7 +31,11 @@ from lstmkit.functional import (
     torch_layer_norm_backward,
     torch_matmul,
 )
+from lstmkit.validation import traced
 
+# The kernel's weights multiply unpacked up to this batch (kUnpackedBatch in gemm.h), and the input
+# projection is then one product over all steps; kernel_matmul packs its right operand from PACKED_ROWS rows.
+SMALL_BATCH, PACKED_ROWS = 2, 64
 KERNEL_DIR = Path(__file__).parent
 KERNEL_FILES = sorted([*KERNEL_DIR.glob("*.cpp"), *KERNEL_DIR.glob("*.h")])  # every one in the build's name
 SOURCES = [path for path in KERNEL_FILES if path.suffix == ".cpp"]  # translation units; they include the .h
@@ -188,8 +192,11 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     """a (M, K) @ b (K, N) (+ bias (N,) on every row) through the kernel's tiled GEMM for float32 on the
     CPU, else torch. b may be any view (it is packed anyway). A transposed a, as in the weight gradients'
     sums over T*B rows (a^T b), goes to the kernel's matmul_tn, which transposes the narrower operand
-    into a reused buffer."""
+    into a reused buffer. Below PACKED_ROWS rows of a (a one-step call), packing b would cost more than the
+    product: torch's."""
     if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
+        return torch_matmul(a, b, bias)
+    if not traced(a) and a.shape[0] < PACKED_ROWS:  # (a traced size is symbolic: no branch on it)
         return torch_matmul(a, b, bias)
     if bias is None and not a.is_contiguous() and a.t().is_contiguous():
         return ops.call("matmul_tn", a=a.t(), b=b)
@@ -260,7 +267,11 @@ KERNEL_OPS = BulkOps(kernel_matmul, kernel_layer_norm, kernel_layer_norm_backwar
 register(
     Backend(
         "cpu",
-        make_run(TimeLoops(kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=True)),
+        make_run(
+            TimeLoops(
+                kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=SMALL_BATCH + 1
+            )
+        ),
         priority=20,
         summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,

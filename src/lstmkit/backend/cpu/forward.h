@@ -50,10 +50,11 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
   if (ln_c_w) c_normed = make({cached, B, H}), c_rstd = make({cached, B, 1});
   const auto options = x_gates.options();
   Tensor hh = at::empty({B, GH}, options), c_cur = c0.clone();
-  const Panels<T> recurrent(w_hh.data_ptr<T>(), P, GH, 1, P, options);  // W_hh^T (P, G*H)
-  std::optional<Panels<T>> projection, input;                           // W_hr^T (H, P), W_ih^T (I, G*H)
-  if (w_hr) projection.emplace(w_hr->data_ptr<T>(), H, P, 1, H, options);
-  if (w_ih) input.emplace(w_ih->data_ptr<T>(), I, GH, 1, I, options);
+  const bool pack = B > kUnpackedBatch;  // a batch of one or two rows multiplies the weights as they lie
+  const Panels<T> recurrent(w_hh.data_ptr<T>(), P, GH, 1, P, options, pack);  // W_hh^T (P, G*H)
+  std::optional<Panels<T>> projection, input;  // W_hr^T (H, P), W_ih^T (I, G*H)
+  if (w_hr) projection.emplace(w_hr->data_ptr<T>(), H, P, 1, H, options, pack);
+  if (w_ih) input.emplace(w_ih->data_ptr<T>(), I, GH, 1, I, options, pack);
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T* bias_p = data_or_zeros<T>(bias, zeros);  // the x part of every row, projecting per step

@@ -18,17 +18,24 @@
 
 namespace lstmkit {
 
+constexpr int64_t kUnpackedBatch = 2;  // up to this many rows, products go to the BLAS (see Panels)
+
 // C (M, N) = A (M, K) · B (K, N) (+ C when `add`), row-major with leading dimensions, on this thread.
 // float: oneDNN's batch-reduce GEMM micro-kernel through ATen (generated once per shape and cached; on
-// CPUs where the BLAS takes a generic path it is several times faster); double (the gradient checks):
-// ATen's matrix product on views of the same memory.
+// CPUs where the BLAS takes a generic path it is several times faster), from kUnpackedBatch + 1 rows: at
+// one or two rows it is several times slower than the BLAS's matrix-vector product. double (the gradient
+// checks) and those few rows: ATen's matrix product on views of the same memory.
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
           bool add) {
   if (M <= 0 || N <= 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/false);
-  } else {
+    if (M > kUnpackedBatch) {
+      at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/false);
+      return;
+    }
+  }
+  {
     const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
     const Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, options);
     const Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, options);
@@ -48,13 +55,23 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
 // stall it (up to 2x at small batches). The time loops pack their weights once per call, the large products
 // their right operand. Element (k, j) of B is src[k * row_stride + j * col_stride], so a weight and its
 // transpose pack without a copy first. Packing is split over ATen's threads (call it outside the loops).
+//
+// With `pack` false and B the transpose of a row-major weight W (N, K) (row_stride 1, col_stride K), nothing is
+// copied: each column of B is a row of W, and the product is one dot product per row, streaming W as it
+// lies. At a batch of one or two rows that is as fast per step as the micro-kernel, and it saves the packing,
+// which at a few steps (a one-step call, streaming) costs several times the products themselves.
 template <typename T>
 class Panels {
  public:
   static constexpr int64_t kWidth = 64;
 
-  Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt)
+  Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt,
+         bool pack = true)
       : K_(K), N_(N), count_((N + kWidth - 1) / kWidth) {
+    if (!pack && row_stride == 1) {
+      rows_ = src, row_ld_ = col_stride;
+      return;
+    }
     buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/N % kWidth != 0);
     T* out = buffer_.data_ptr<T>();
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kWidth));  // small: one thread
@@ -83,12 +100,21 @@ class Panels {
 
   // C[:, the columns of panels [first, last)] (+)= A (rows, K) · B, on this thread.
   void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels, bool add = false) const {
+    if (rows_) {
+      const Span cols = columns(panels);
+      if (cols.end > cols.begin) unpacked(rows, 0, K_, A, lda, C, ldc, cols.begin, cols.end, add);
+      return;
+    }
     for (int64_t p = panels.begin; p < panels.end; ++p) multiply_rows(rows, 0, K_, A, lda, C, ldc, p, add);
   }
 
   // C[:, panel p's columns] (+)= A (rows, inner) · B[k0 : k0 + inner, panel p's columns], on this thread.
   void multiply_rows(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t p,
                      bool add) const {
+    if (rows_) {
+      unpacked(rows, k0, inner, A, lda, C, ldc, p * kWidth, p * kWidth + width(p), add);
+      return;
+    }
     gemm(rows, width(p), inner, A, lda, buffer_.data_ptr<T>() + (p * K_ + k0) * kWidth, kWidth, C + p * kWidth, ldc,
          add);
   }
@@ -98,8 +124,27 @@ class Panels {
 
  private:
   int64_t width(int64_t p) const { return std::min(kWidth, N_ - p * kWidth); }
+
+  // C[:, j0:j1] (+)= A (rows, inner) · W[j0:j1, k0 : k0 + inner]^T, W unpacked: ATen's product (the BLAS)
+  // on views of the same memory, W^T as a transposed view.
+  void unpacked(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t j0,
+                int64_t j1, bool add) const {
+    const T* w = rows_ + j0 * row_ld_ + k0;
+    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+    const Tensor a = at::from_blob(const_cast<T*>(A), {rows, inner}, {lda, 1}, options);
+    const Tensor b = at::from_blob(const_cast<T*>(w), {inner, j1 - j0}, {1, row_ld_}, options);
+    Tensor c = at::from_blob(C + j0, {rows, j1 - j0}, {ldc, 1}, options);
+    if (add) {
+      c.addmm_(a, b);
+    } else {
+      at::mm_out(c, a, b);
+    }
+  }
+
   int64_t K_, N_, count_;
   Tensor buffer_;
+  const T* rows_ = nullptr;  // unpacked: W (N, K) with rows row_ld_ apart
+  int64_t row_ld_ = 0;
 };
 
 // The same product for large operands (the input projection and the weight gradients, outside the time
