@@ -2,7 +2,7 @@
 
     python benchmarks/bench_lstm.py                 # every table
     python benchmarks/bench_lstm.py --quick         # two shapes, fewer repeats
-    python benchmarks/bench_lstm.py --only grid     # one table: grid, variants, ragged, streaming
+    python benchmarks/bench_lstm.py --only grid     # one table: grid, variants, ragged, streaming, per-call
 
 Every contender runs in turn inside each repeat (interleaved, so drift in the machine's speed hits all
 alike); tables show the median over repeats and the ratio peer time / lstmkit time (above 1: lstmkit is
@@ -280,29 +280,140 @@ def streaming(repeats: int) -> None:
     ours = lstmkit.LSTM(hidden, hidden, layers, backend=BACKEND).eval()
     theirs = torch.nn.LSTM(hidden, hidden, layers).eval()
     theirs.load_state_dict(ours.state_dict())
+    cells = [torch.nn.LSTMCell(hidden, hidden) for _ in range(layers)]  # what a torch user streams with
+    for k, cell in enumerate(cells):
+        cell.load_state_dict({name: getattr(theirs, f"{name}_l{k}") for name in cell.state_dict()})
     xs = torch.randn(steps, 1, hidden)
 
-    def ours_run():
-        state = ours.initial_state(1)
-        with torch.no_grad():
-            for x in xs:
-                y, state = ours.step(x, state)
-        return y
+    def ours_run(training: bool):
+        def run():
+            ours.train(training)
+            state = ours.initial_state(1)
+            with torch.no_grad():
+                for x in xs:
+                    y, state = ours.step(x, state)
+            return y
 
-    def theirs_run():
+        return run
+
+    def lstm_run():
         state = None
         with torch.no_grad():
             for x in xs:
                 y, state = theirs(x[None], state)
         return y[0]
 
-    require(max_relative_error([ours_run()], [theirs_run()]), "streaming")
-    med = median_times({"torch": theirs_run, "lstmkit": ours_run}, repeats)
-    print(f"{'torch us/step':>13} {'lstmkit us/step':>15} {'torch/lstmkit':>13}")
+    def cells_run():
+        states = [None] * layers
+        with torch.no_grad():
+            for x in xs:
+                y = x
+                for k, cell in enumerate(cells):
+                    states[k] = cell(y, states[k])
+                    y = states[k][0]
+        return y
+
+    contenders = {
+        "nn.LSTM per step": lstm_run,
+        "nn.LSTMCell chain": cells_run,
+        "lstmkit step, eval": ours_run(False),
+        "lstmkit step, train mode": ours_run(True),
+    }
+    outputs = [run() for run in contenders.values()]
+    require(max(max_relative_error([o], [outputs[0]]) for o in outputs), "streaming")
+    med = median_times(contenders, repeats)
+    best_torch = min(med["nn.LSTM per step"], med["nn.LSTMCell chain"])
+    print(f"{'contender':<26} {'us/step':>9} {'faster torch / this':>20}")
+    for name, seconds in med.items():
+        print(f"{name:<26} {seconds / steps * 1e6:>9.1f} {best_torch / seconds:>20.2f}")
+
+
+# (name, T, B, input, hidden, layers, bidirectional): a one-step call, and the forecast and classify tasks'
+# default networks at their training batch
+CALL_SHAPES = [
+    ("one step, 1 x 256", 1, 1, 256, 256, 1, False),
+    ("one step, 2 x 256", 1, 1, 256, 256, 2, False),
+    ("forecast, 1 x 32", 72, 32, 1, 32, 1, False),
+    ("classify, bidir 32", 96, 8, 1, 32, 1, True),
+]
+
+
+def onnx_session(module, x):
+    """An onnxruntime session of MODULE exported by torch.onnx (the current exporter), or None without
+    onnxruntime; one thread per core as torch's."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/lstm.onnx"
+    torch.onnx.export(Output(module).eval(), (x,), path, dynamo=True, verbose=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(path, options)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: session.run(None, feed)[0]
+
+
+class Output(torch.nn.Module):
+    """The LSTM's output alone, for export."""
+
+    def __init__(self, lstm):
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def per_call(repeats: int) -> None:
+    """The per-call cost at small sizes, where the wrapper's Python work would show: inference (eval,
+    no_grad) against torch.nn.LSTM and onnxruntime, forward+backward against torch.nn.LSTM."""
+    print("\n## per call: inference and forward+backward, microseconds (ratio: peer / lstmkit)")
     print(
-        f"{med['torch'] / steps * 1e6:>13.1f} {med['lstmkit'] / steps * 1e6:>15.1f} "
-        f"{med['torch'] / med['lstmkit']:>13.2f}"
+        f"{'shape':<20} {'T,B':>7} {'lstmkit':>8} {'torch':>8} {'onnxrt':>8} {'torch/ours':>10} "
+        f"{'ort/ours':>9} {'train ours':>10} {'torch':>8} {'torch/ours':>10}"
     )
+    for name, steps, batch, inp, hidden, layers, bidirectional in CALL_SHAPES:
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(inp, hidden, layers, bidirectional=bidirectional, backend=BACKEND).eval()
+        theirs = torch.nn.LSTM(inp, hidden, layers, bidirectional=bidirectional).eval()
+        theirs.load_state_dict(ours.state_dict())
+        per_call_row(name, ours, theirs, torch.randn(steps, batch, inp), repeats)
+
+
+def per_call_row(name: str, ours, theirs, x: torch.Tensor, repeats: int, calls: int = 200) -> None:
+    contenders = {"lstmkit": infer(ours, x), "torch": infer(theirs, x)}
+    ort = onnx_session(ours, x)
+    if ort is not None:
+        contenders["onnxrt"] = ort
+        with torch.no_grad():
+            require(max_relative_error([torch.from_numpy(ort())], [theirs(x)[0]]), f"onnxruntime {name}")
+    with torch.no_grad():
+        require(max_relative_error([ours(x)[0]], [theirs(x)[0]]), f"per call {name}")
+    inference = median_times({k: repeated(v, calls) for k, v in contenders.items()}, repeats)
+    x_grad = x.clone().requires_grad_()
+    trains = {"lstmkit": train_step(ours, x_grad), "torch": train_step(theirs, x_grad)}
+    training = median_times({k: repeated(v, calls // 10) for k, v in trains.items()}, repeats)
+    us = {k: v / calls * 1e6 for k, v in inference.items()}
+    train_us = {k: v / (calls // 10) * 1e6 for k, v in training.items()}
+    ort_us = us.get("onnxrt", float("nan"))
+    steps, batch = x.shape[:2]
+    print(
+        f"{name:<20} {f'{steps},{batch}':>7} {us['lstmkit']:>8.1f} {us['torch']:>8.1f} {ort_us:>8.1f} "
+        f"{us['torch'] / us['lstmkit']:>10.2f} {ort_us / us['lstmkit']:>9.2f} "
+        f"{train_us['lstmkit']:>10.1f} {train_us['torch']:>8.1f} "
+        f"{train_us['torch'] / train_us['lstmkit']:>10.2f}"
+    )
+
+
+def repeated(run: Callable[[], object], times: int) -> Callable[[], None]:
+    def many():
+        for _ in range(times):
+            run()
+
+    return many
 
 
 def main() -> None:
@@ -310,7 +421,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--quick", action="store_true", help="two shapes in the grid, three repeats")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per row (the median is shown)")
-    parser.add_argument("--only", choices=["grid", "variants", "ragged", "streaming"], help="one table")
+    parser.add_argument(
+        "--only", choices=["grid", "variants", "ragged", "streaming", "per-call"], help="one table"
+    )
     args = parser.parse_args()
     if "cpu" not in lstmkit.backends():
         raise SystemExit("the compiled CPU kernel is not available here; nothing to time")
@@ -324,6 +437,7 @@ def main() -> None:
         "variants": lambda: variants(repeats),
         "ragged": lambda: ragged(repeats),
         "streaming": lambda: streaming(repeats),
+        "per-call": lambda: per_call(repeats),
     }
     for name, table in tables.items():
         if args.only in (None, name):

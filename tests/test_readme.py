@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from lstmkit.cli import build_parser
 
@@ -44,6 +46,18 @@ def test_the_layer_tour_runs_and_its_comments_hold():
     assert tuple(namespace["y_t"].shape) == (4, 32) and tuple(namespace["state"][0].shape) == (2, 4, 32)
     assert namespace["lstmkit"].backends()[-1] == "reference"
     assert np.isfinite(namespace["h"].detach().numpy()).all()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning", "ignore::FutureWarning")
+def test_the_pytorch_stack_example_runs():
+    pytest.importorskip("onnxscript")
+    block = python_blocks(DOCS / "lstm.md")[1]
+    namespace: dict = {}
+    exec(compile("import torch\nimport lstmkit\n" + block, str(DOCS / "lstm.md"), "exec"), namespace)
+    x, model = namespace["x"], namespace["model"]
+    torch.testing.assert_close(namespace["program"].module()(x), model(x))
+    assert set(namespace["grads"]) == set(namespace["params"])
+    assert namespace["y"].dtype == torch.bfloat16
 
 
 def test_pictures_exist_and_shown_commands_parse():

@@ -62,7 +62,8 @@ _KERNEL: list = []  # [the module, or None where it cannot be built], once tried
 def kernel():
     """The compiled module, built the first time (10-20 seconds) and loaded from the cache after; None
     (with one warning) when it cannot be built here, or when its per-step fields disagree with Python's.
-    After the first call, a list lookup that torch.compile traces as a constant."""
+    After the first call, a list lookup that torch.compile traces as a constant (LSTM's constructor makes
+    that first call, outside any compiled region)."""
     if not _KERNEL:
         _KERNEL.append(_build())
     return _KERNEL[0]
@@ -71,7 +72,6 @@ def kernel():
 kernel.cache_clear = _KERNEL.clear  # as functools.cache's: the next call tries again
 
 
-@torch.compiler.disable
 def _build():
     from torch.utils import cpp_extension
 
