@@ -14,8 +14,10 @@ sgemm measured in the same run: torch.mm (the BLAS) and lstmkit's tiled GEMM (on
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 
 import machine
@@ -340,7 +342,7 @@ CALL_SHAPES = [
 
 def onnx_session(module, x):
     """An onnxruntime session of MODULE exported by torch.onnx (the current exporter), or None without
-    onnxruntime; one thread per core as torch's."""
+    onnxruntime; as many threads as torch's."""
     try:
         import onnxruntime
     except ImportError:
@@ -348,9 +350,14 @@ def onnx_session(module, x):
     import tempfile
 
     path = tempfile.mkdtemp() + "/lstm.onnx"
-    torch.onnx.export(Output(module).eval(), (x,), path, dynamo=True, verbose=False)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # its notes on optional libraries
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Output(module).eval(), (x,), path, dynamo=True, verbose=False)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
+    # its threads would otherwise spin between runs, and on a small machine take the cores from the others
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(path, options)
     feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)[0]

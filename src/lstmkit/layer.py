@@ -192,7 +192,14 @@ class LSTM(nn.Module):
         if lengths is not None:
             lengths = check_lengths("LSTM", lengths, steps, batch, x.device)
 
-        if onnx_export.exporting():
+        one_step = None
+        if steps == 1 and lengths is None and not return_trace and cast is None and self.num_directions == 1:
+            one_step = self._one_step(x[0], (h0, c0))  # a one-step call: the streaming kernel, all layers
+        if one_step is not None:
+            path, prepared = one_step
+            h_n, c_n = path.run(x[0], h0, c0, prepared, self.variant.zoneouts)
+            output, trace = h_n[-1:], None  # (1, B, P)
+        elif onnx_export.exporting():
             onnx_export.check_exportable(self, return_trace)
             output, h_n, c_n = onnx_export.run_layers(self, x, h0, c0, lengths, self._layer_values)
             trace = None
@@ -252,7 +259,8 @@ class LSTM(nn.Module):
     def _one_step(self, x: Tensor, state) -> tuple[StepPath, object] | None:
         """The backend's one-step path and its weights for these layers, where ``step`` takes it: when no
         gradient is needed and nothing random is drawn (eval(), or training without dropout, recurrent
-        dropout or zoneout), on a backend whose path takes x and these layers; else None."""
+        dropout or zoneout) and no tracer looks, on a backend whose path takes x and these layers; else
+        None."""
         if self.training and (self.dropout and self.num_layers > 1 or self.variant.recurrent_dropout):
             return None
         if self.training and any(self.variant.zoneouts):
@@ -263,7 +271,7 @@ class LSTM(nn.Module):
             or any(p.requires_grad for p in self._parameters.values())
         ):
             return None
-        if autocast_dtype(x) is not None:
+        if autocast_dtype(x) is not None or traced(x, *state):  # tracers see forward's custom ops
             return None
         path = resolve(self.backend).step
         if path is None or not path.takes(x):
@@ -273,8 +281,7 @@ class LSTM(nn.Module):
 
     def _step_weights(self, path: StepPath) -> object | None:
         """``path.prepare`` of the layers, made once and again only after a parameter or the path changes."""
-        parameters = self._parameters.values()  # the module's own (an LSTM has no submodules)
-        key = (id(path), *((p.data_ptr(), p.dtype, p._version) for p in parameters))  # .to(): new data
+        key = (id(path), *[(p.data_ptr(), p._version) for p in self._parameters.values()])  # .to(): new data
         cached = getattr(self, "_step_weights_cache", None)
         if cached is None or cached[0] != key:
             layers = [gate_weights(self, self._suffix(layer, 0)) for layer in range(self.num_layers)]

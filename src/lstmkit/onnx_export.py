@@ -74,27 +74,25 @@ def check_exportable(lstm, want_trace: bool) -> None:
         raise ValueError("lstmkit.LSTM: return_trace=True has no ONNX form; export without it")
 
 
-def onnx_weights(
-    w: GateWeights, hidden: int, coupled: bool
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
-    """One direction's W (4H, I), R (4H, H), B (8H,) or None, P (3H,) or None in ONNX's gate order."""
+def onnx_weights(w: GateWeights, hidden: int, coupled: bool) -> tuple[Tensor, Tensor, Tensor | None, ...]:
+    """One direction's W (4H, I), R (4H, H), B (8H,) or None, P (3H,) or None in ONNX's gate order: a
+    gather of rows by a constant index (times constant signs with coupled gates), which the exporters
+    fold into the weights."""
+    # coupled (ours f, g, o): ONNX's input gate is σ(-a_f), its forget rows unused (zeros), o, then c = g
+    blocks, signs = ((0, 2, 0, 1), (-1.0, 1.0, 0.0, 1.0)) if coupled else (ONNX_ORDER, (1.0,) * 4)
+    rows = torch.cat([torch.arange(k * hidden, (k + 1) * hidden) for k in blocks])
+    sign = torch.tensor(signs).repeat_interleave(hidden)
 
-    def gates(t: Tensor) -> Tensor:
-        if coupled:  # ours f, g, o; ONNX's input gate is σ(-a_f), its forget gate 1 - i (rows unused)
-            f, g, o = t.split(hidden)
-            return torch.cat([-f, o, torch.zeros_like(f), g])
-        parts = t.split(hidden)
-        return torch.cat([parts[k] for k in ONNX_ORDER])
+    def gates(t: Tensor) -> Tensor:  # (G*H, ...) -> (4H, ...)
+        sign_t = sign.to(t.dtype).view(-1, *([1] * (t.dim() - 1)))
+        return t.index_select(0, rows.to(t.device)) * sign_t.to(t.device)
 
-    W = gates(w.weight_ih)
-    R = gates(w.weight_hh)
+    W, R = gates(w.weight_ih), gates(w.weight_hh)
     B = None if w.bias_ih is None else torch.cat([gates(w.bias_ih), gates(w.bias_hh)])
     P = None
-    if w.weight_cf is not None:
-        if coupled:
-            P = torch.cat([-w.weight_cf, w.weight_co, torch.zeros_like(w.weight_cf)])
-        else:
-            P = torch.cat([w.weight_ci, w.weight_co, w.weight_cf])
+    if w.weight_cf is not None:  # ONNX's P is (i, o, f)
+        i_peep = -w.weight_cf if coupled else w.weight_ci
+        P = torch.cat([i_peep, w.weight_co, torch.zeros_like(w.weight_cf) if coupled else w.weight_cf])
     return W, R, B, P
 
 

@@ -75,6 +75,9 @@ class HandBPTT(torch.autograd.Function):
         saved = outputs[3 + (TRACE_FIELDS if want_trace else 0) :]
         ctx.save_for_backward(x, recurrent_mask, keep_c, keep_h, *weights, *saved)
         ctx.mark_non_differentiable(*outputs[3:])
+        # No zeros for the gradients of the caches (they have none; making them would cost as much as a
+        # small backward); torch.compile's traced backward expects every gradient, so it keeps them.
+        ctx.set_materialize_grads(torch.compiler.is_compiling())
 
     @staticmethod
     def vmap(
@@ -128,6 +131,10 @@ class HandBPTT(torch.autograd.Function):
         layer_norm = [None, None] * 2 if w.ln_weight_hh is None else None  # absent StepCache fields
         x_proj, x_stats = (None, None) if w.ln_weight_ih is None else (next(saved), next(saved))
         s = StepCache(*saved, *(layer_norm or ()))  # each field (T, ...)
+        if d_output is None:  # an output the loss did not use
+            d_output = s.h_in.new_zeros(s.h_in.shape)  # (T, B, P)
+        dh = s.h_in.new_zeros(s.h_in.shape[1:]) if dh is None else dh  # (B, P)
+        dc = s.c_prev.new_zeros(s.c_prev.shape[1:]) if dc is None else dc  # (B, H)
         dh0, dc0, d = ctx.loops.backward(
             d_output.contiguous(), dh, dc, s, w, recurrent_mask, keep_c, keep_h, **ctx.ragged
         )
