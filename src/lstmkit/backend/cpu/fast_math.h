@@ -20,8 +20,8 @@ inline T fast_exp(T x) {
 
 // e^x = 2^n e^r, x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, Cody-Waite), e^r by Cephes' expf
 // polynomial, 2^n written into the exponent bits. The polynomial runs on x clamped to [-87, 88] (e^x a
-// normal float); past that the result is +inf above 88.72 (where expf overflows) and 0 below -87, so that
-// σ(-inf) is 0 and tanh' is 0 there as in torch; a NaN passes every comparison as false and stays NaN.
+// normal float); above 88.72, where expf overflows, the result is +inf, so that σ(-inf) is 0 as in torch
+// (below -87, e^-87 keeps σ(+inf) at exactly 1); a NaN passes the comparison as false and stays NaN.
 template <>
 inline float fast_exp(float x_in) {
   const float x = std::min(std::max(x_in, -87.0f), 88.0f);
@@ -38,7 +38,7 @@ inline float fast_exp(float x_in) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   const float e = p * scale;
-  return x_in > 88.72f ? std::numeric_limits<float>::infinity() : (x_in < -87.0f ? 0.0f : e);
+  return x_in > 88.72f ? std::numeric_limits<float>::infinity() : e;
 }
 
 template <typename T>
@@ -47,7 +47,7 @@ inline T fast_tanh(T x) {
 }
 
 // tanh x = x P(x^2) / Q(x^2), a rational minimax fit on [-9, 9] (Eigen's float tanh); |x| >= 9 gives ±1
-// exactly (tanh rounds to it there), a NaN stays NaN.
+// exactly, as tanh rounds there (tests/test_non_finite.py: tanh' is then 0, as torch's), a NaN stays NaN.
 template <>
 inline float fast_tanh(float x_in) {
   const float x = std::min(std::max(x_in, -9.0f), 9.0f);
@@ -63,7 +63,7 @@ inline float fast_tanh(float x_in) {
   q = q * x2 + 1.18534705686654e-04f;
   q = q * x2 + 2.26843463243900e-03f;
   q = q * x2 + 4.89352518554385e-03f;
-  return std::abs(x_in) >= 9.0f ? std::copysign(1.0f, x_in) : x * p / q;
+  return x * p / q;
 }
 
 template <typename T>
