@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import inspect
 import statistics
 import tempfile
 import time
@@ -78,7 +79,7 @@ class TorchLSTM(torch.nn.Module):
         super().__init__()
         if ours.variant.describe():
             raise ValueError(f"torch.nn.LSTM has no {ours.variant.describe()}")
-        self.batch_first = ours.batch_first
+        self.batch_first, self.num_directions = ours.batch_first, ours.num_directions
         self.lstm = torch.nn.LSTM(
             ours.input_size, ours.hidden_size, ours.num_layers, ours.bias, ours.batch_first, ours.dropout,
             ours.bidirectional, ours.proj_size,
@@ -197,7 +198,9 @@ class StepRecorder:
         """One training step of the plain-PyTorch twin and one of a copy of the task's network, in turn
         (which goes first alternates), on the batch the task just trained on."""
         if not self.peers:
-            kind, settings = type(trainer.optimizer), trainer.optimizer.defaults
+            kind = type(trainer.optimizer)
+            accepted = inspect.signature(kind).parameters  # (defaults also holds derived settings)
+            settings = {k: v for k, v in trainer.optimizer.defaults.items() if k in accepted}
             for name, network in (
                 ("ours", copy.deepcopy(trainer.job.model)),
                 ("peer", plain_twin(trainer.job.model)),
