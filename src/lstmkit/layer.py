@@ -236,8 +236,8 @@ class LSTM(nn.Module):
         layer's h_t: step by step, the same as ``forward`` over the whole sequence. Where the backend has a
         one-step path that takes x and these layers (the cpu backend's kernel: on the CPU, without layer
         norm), every layer runs in one call whenever no gradient is needed and nothing random is drawn,
-        in training mode too; otherwise this is ``forward`` on a
-        one-step sequence (gradients, dropout, zoneout in training, any variant)."""
+        in training mode too; otherwise this is ``forward`` on a one-step sequence (gradients, dropout or
+        zoneout in training, layer norm)."""
         if self.bidirectional:
             raise ValueError("LSTM.step: a bidirectional LSTM needs the whole sequence; call the module")
         check_input("LSTM.step", x, self.input_size, (1, 2), self.weight_ih_l0)
