@@ -142,13 +142,16 @@ def test_vmap_over_a_leading_axis_runs_each_slice_as_its_own_batch(backend):
     torch.testing.assert_close(actual, torch.stack([lstm(xi)[0] for xi in x]), rtol=0, atol=FLOAT32_ATOL)
 
 
-def test_vmap_over_weights_is_refused_in_one_line():
+def test_vmap_over_weights_or_with_lengths_is_refused_in_one_line():
     torch.manual_seed(0)
     lstm = lstmkit.LSTM(INPUT, HIDDEN, backend="cpu" if "cpu" in BACKENDS else "bptt").eval()
     stacked = {name: torch.stack([p.detach()] * 2) for name, p in lstm.named_parameters()}
     x = torch.randn(7, 2, INPUT)
     with pytest.raises(ValueError, match="vmap.*weights"):
         torch.func.vmap(lambda p: torch.func.functional_call(lstm, p, (x,))[0])(stacked)
+    lengths = torch.tensor([7, 3])
+    with pytest.raises(ValueError, match="vmap.*lengths="):
+        torch.func.vmap(lambda xi: lstm(xi, lengths=lengths)[0])(torch.stack([x, x]))
 
 
 def test_jit_trace_is_refused_pointing_to_torch_export():

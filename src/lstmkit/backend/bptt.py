@@ -85,10 +85,11 @@ class HandBPTT(torch.autograd.Function):
     ):
         """torch.func.vmap over the input and the state: the mapped axis joins the batch (n slices of B
         sequences run as one batch of n*B), and the results are split back."""
-        if any(dim is not None for dim in in_dims[7:]):
+        if batch_sizes is not None or any(dim is not None for dim in in_dims[7:]):  # (a ragged batch's
+            # sizes are those of one slice's B sequences: they do not extend to n*B)
             raise ValueError(
                 "lstmkit.LSTM under torch.func.vmap: only the input and the state may be mapped, not the "
-                "weights (an ensemble of stacked weights) nor the lengths; run each model in a loop"
+                "weights (an ensemble of stacked weights), and not with lengths=; run those in a loop"
             )
         n = info.batch_size
 
