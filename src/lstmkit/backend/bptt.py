@@ -129,9 +129,9 @@ class HandBPTT(torch.autograd.Function):
         x, recurrent_mask, keep_c, keep_h, *rest = ctx.saved_tensors
         w = GateWeights(*rest[: len(GateWeights._fields)])
         saved = iter(rest[len(GateWeights._fields) :])
-        layer_norm = [None, None] * 2 if w.ln_weight_hh is None else None  # absent StepCache fields
         x_proj, x_stats = (None, None) if w.ln_weight_ih is None else (next(saved), next(saved))
-        s = StepCache(*saved, *(layer_norm or ()))  # each field (T, ...)
+        absent = (None,) * 4 if w.ln_weight_hh is None else ()  # the layer-norm StepCache fields
+        s = StepCache(*saved, *absent)  # each field (T, ...)
         if d_output is None:  # an output the loss did not use
             d_output = s.h_in.new_zeros(s.h_in.shape)  # (T, B, P)
         dh = s.h_in.new_zeros(s.h_in.shape[1:]) if dh is None else dh  # (B, P)

@@ -10,8 +10,9 @@ and h_T, c_T are each row's state at its last step (padding without keep factors
 It must be differentiable with respect to x, h0, c0 and every weight, and equal the reference backend.
 
 A backend with a ``step`` (a ``StepPath``, else None) also runs one time step of every layer at once, for
-streaming inference: ``LSTM.step`` takes it in eval() under torch.no_grad() when ``step.takes(x)`` and
-``step.prepare`` gives weights for its layers, and otherwise runs ``run`` on a one-step sequence.
+streaming inference: ``LSTM.step`` (and a one-step call of the module) takes it when no gradient is
+needed, nothing random is drawn, no tracer looks, ``step.takes(x)`` and ``step.prepare`` gives weights for
+its layers, and otherwise runs ``run`` on a one-step sequence.
     prepare(layers: list[GateWeights], one per layer) -> prepared, or None where the path cannot run these
         layers (a variant it lacks); the layer keeps it until a parameter changes.
     takes(x) -> bool: whether the path runs this input (its device and dtype).

@@ -20,6 +20,22 @@ namespace lstmkit {
 
 constexpr int64_t kUnpackedBatch = 2;  // up to this many rows, products go to the BLAS (see Panels)
 
+// C (M, N) = A (M, K) · B (K, N) (+ C when `add`) by ATen's matrix product (the BLAS) on views of the same
+// memory: A and C row-major with leading dimensions, element (k, j) of B at B[k * b_row + j * b_col].
+template <typename T>
+void aten_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t b_row,
+                  int64_t b_col, T* C, int64_t ldc, bool add) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  const Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, options);
+  const Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {b_row, b_col}, options);
+  Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, options);
+  if (add) {
+    c.addmm_(a, b);
+  } else {
+    at::mm_out(c, a, b);
+  }
+}
+
 // C (M, N) = A (M, K) · B (K, N) (+ C when `add`), row-major with leading dimensions, on this thread.
 // float: oneDNN's batch-reduce GEMM micro-kernel through ATen (generated once per shape and cached; on
 // CPUs where the BLAS takes a generic path it is several times faster), from kUnpackedBatch + 1 rows: at
@@ -35,17 +51,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
       return;
     }
   }
-  {
-    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-    const Tensor a = at::from_blob(const_cast<T*>(A), {M, K}, {lda, 1}, options);
-    const Tensor b = at::from_blob(const_cast<T*>(B), {K, N}, {ldb, 1}, options);
-    Tensor c = at::from_blob(C, {M, N}, {ldc, 1}, options);
-    if (add) {
-      c.addmm_(a, b);
-    } else {
-      at::mm_out(c, a, b);
-    }
-  }
+  aten_product(M, N, K, A, lda, B, ldb, 1, C, ldc, add);
 }
 
 // ---- a fixed weight in panels ----------------------------------------------------------------------------
@@ -57,9 +63,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
 // transpose pack without a copy first. Packing is split over ATen's threads (call it outside the loops).
 //
 // With `pack` false and B the transpose of a row-major weight W (N, K) (row_stride 1, col_stride K), nothing is
-// copied: each column of B is a row of W, and the product is one dot product per row, streaming W as it
-// lies. At a batch of one or two rows that is as fast per step as the micro-kernel, and it saves the packing,
-// which at a few steps (a one-step call, streaming) costs several times the products themselves.
+// copied: the product is the BLAS's on W^T as a view, streaming W as it lies. At a batch of one or two rows
+// that is faster per step than the micro-kernel, and it saves the packing, which at a few steps (a one-step
+// call, streaming) costs several times the products themselves.
 template <typename T>
 class Panels {
  public:
@@ -125,20 +131,10 @@ class Panels {
  private:
   int64_t width(int64_t p) const { return std::min(kWidth, N_ - p * kWidth); }
 
-  // C[:, j0:j1] (+)= A (rows, inner) · W[j0:j1, k0 : k0 + inner]^T, W unpacked: ATen's product (the BLAS)
-  // on views of the same memory, W^T as a transposed view.
+  // C[:, j0:j1] (+)= A (rows, inner) · W[j0:j1, k0 : k0 + inner]^T, W unpacked (W^T a transposed view).
   void unpacked(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t j0,
                 int64_t j1, bool add) const {
-    const T* w = rows_ + j0 * row_ld_ + k0;
-    const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
-    const Tensor a = at::from_blob(const_cast<T*>(A), {rows, inner}, {lda, 1}, options);
-    const Tensor b = at::from_blob(const_cast<T*>(w), {inner, j1 - j0}, {1, row_ld_}, options);
-    Tensor c = at::from_blob(C + j0, {rows, j1 - j0}, {ldc, 1}, options);
-    if (add) {
-      c.addmm_(a, b);
-    } else {
-      at::mm_out(c, a, b);
-    }
+    aten_product(rows, j1 - j0, inner, A, lda, rows_ + j0 * row_ld_ + k0, 1, row_ld_, C + j0, ldc, add);
   }
 
   int64_t K_, N_, count_;
