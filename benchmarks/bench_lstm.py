@@ -2,13 +2,15 @@
 
     python benchmarks/bench_lstm.py                 # every table
     python benchmarks/bench_lstm.py --quick         # two shapes, fewer repeats
-    python benchmarks/bench_lstm.py --only grid     # one table: grid, variants, ragged, streaming, per-call
+    python benchmarks/bench_lstm.py --only grid     # one table: grid, bf16, variants, ragged, streaming,
+                                                    # per-call
 
 Every contender runs in turn inside each repeat (interleaved, so drift in the machine's speed hits all
 alike); tables show the median over repeats and the ratio peer time / lstmkit time (above 1: lstmkit is
 faster). Before any timing, each contender's outputs and gradients are checked against a reference.
 GFLOP/s counts the matrix products (a training step as 3x the forward's), next to the machine's large
-sgemm measured in the same run: torch.mm (the BLAS) and lstmkit's tiled GEMM (oneDNN's micro-kernel).
+sgemm measured in the same run: torch.mm (the BLAS) and lstmkit's tiled GEMM (oneDNN's micro-kernel); the
+bf16 table's TFLOP/s next to a large bf16 torch.mm's.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ def sgemm_gflops(repeats: int) -> tuple[float, float]:
     a, b = torch.randn(n, n), torch.randn(n, n)
     med = median_times({"torch": lambda: a @ b, "lstmkit": lambda: cpu.kernel_matmul(a, b)}, repeats)
     return 2 * n**3 / med["torch"] / 1e9, 2 * n**3 / med["lstmkit"] / 1e9
+
+
+def bf16_gemm_tflops(repeats: int) -> float:
+    """Large square bf16 torch.mm TFLOP/s (oneDNN: AMX or AVX512-BF16 where the CPU has them)."""
+    n = 2048
+    a, b = torch.randn(n, n).bfloat16(), torch.randn(n, n).bfloat16()
+    return 2 * n**3 / median_times({"torch": lambda: a @ b}, repeats)["torch"] / 1e12
 
 
 def lstm_flops(steps: int, batch: int, inp: int, hidden: int, layers: int, directions: int) -> float:
@@ -133,6 +142,64 @@ def grid(repeats: int, quick: bool, peak: float) -> None:
     for mode, values in ratios.items():
         mean = statistics.geometric_mean(values)
         print(f"{mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+
+
+# ---- the grid in bf16 -------------------------------------------------------------------------------------
+
+
+def autocast_step(module, x):
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = module(x)[0]
+        out.float().sum().backward()
+
+    return run
+
+
+def bf16_grid(repeats: int, quick: bool) -> None:
+    """The grid's shapes in bf16: a bf16 module (inference, training) and float32 master weights under
+    torch.autocast (training), each against torch.nn.LSTM the same way."""
+    path = "bf16 loops" if cpu.bf16_loops() else "float32 loops on float32 copies (no bf16 products here)"
+    peak = bf16_gemm_tflops(repeats)
+    print(f"\n## lstmkit against torch.nn.LSTM in bf16 (lstmkit runs the {path})")
+    print(f"large bf16 GEMM (2048^3, torch.mm): {peak:.2f} TFLOP/s")
+    print(
+        f"{'T':>4} {'B':>3} {'in':>4} {'hid':>4} {'L':>2} {'mode':>9}  {'torch ms':>9} "
+        f"{'lstmkit ms':>10} {'torch/lstmkit':>13}  {'TFLOP/s':>7} {'% GEMM':>6}"
+    )
+    ratios = {"train": [], "inference": [], "autocast": []}
+    for steps, batch, inp, hidden in SHAPES[: 2 if quick else None]:
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(inp, hidden, backend=BACKEND)
+        theirs = torch.nn.LSTM(inp, hidden)
+        theirs.load_state_dict(ours.state_dict())
+        x = torch.randn(steps, batch, inp)
+        flops = lstm_flops(steps, batch, inp, hidden, 1, 1)
+        ours_bf16, theirs_bf16 = ours.to(torch.bfloat16), theirs.to(torch.bfloat16)
+        runs = {
+            "inference": (infer(theirs_bf16, x.bfloat16()), infer(ours_bf16, x.bfloat16()), 1),
+            "train": (train_step(theirs_bf16, x.bfloat16()), train_step(ours_bf16, x.bfloat16()), 3),
+        }
+        ours_fp32, theirs_fp32 = ours.float(), theirs.float()  # (to() changed them in place: fp32 again)
+        runs["autocast"] = (autocast_step(theirs_fp32, x), autocast_step(ours_fp32, x), 3)
+        for mode in ("inference", "train", "autocast"):
+            if mode == "autocast":
+                ours.float(), theirs.float()
+            else:
+                ours.to(torch.bfloat16), theirs.to(torch.bfloat16)
+            torch_run, ours_run, factor = runs[mode]
+            med = median_times({"torch": torch_run, "lstmkit": ours_run}, repeats)
+            ratio = med["torch"] / med["lstmkit"]
+            ratios[mode].append(ratio)
+            tflops = factor * flops / med["lstmkit"] / 1e12
+            print(
+                f"{steps:>4} {batch:>3} {inp:>4} {hidden:>4} {1:>2} {mode:>9}  {med['torch'] * 1e3:>9.2f} "
+                f"{med['lstmkit'] * 1e3:>10.2f} {ratio:>13.2f}  {tflops:>7.2f} {100 * tflops / peak:>5.0f}%",
+                flush=True,
+            )
+    for mode, values in ratios.items():
+        mean = statistics.geometric_mean(values)
+        print(f"bf16 {mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
 
 
 # ---- variants against plain PyTorch loops ----------------------------------------------------------------
@@ -429,7 +496,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two shapes in the grid, three repeats")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per row (the median is shown)")
     parser.add_argument(
-        "--only", choices=["grid", "variants", "ragged", "streaming", "per-call"], help="one table"
+        "--only", choices=["grid", "bf16", "variants", "ragged", "streaming", "per-call"], help="one table"
     )
     args = parser.parse_args()
     if "cpu" not in lstmkit.backends():
@@ -441,6 +508,7 @@ def main() -> None:
     peak = max(blas, ours)
     tables = {
         "grid": lambda: grid(repeats, args.quick, peak),
+        "bf16": lambda: bf16_grid(repeats, args.quick),
         "variants": lambda: variants(repeats),
         "ragged": lambda: ragged(repeats),
         "streaming": lambda: streaming(repeats),

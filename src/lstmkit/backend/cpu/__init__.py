@@ -4,7 +4,12 @@ in ``lstm_cpu.h``, which lists them), built on first use and cached.
 torch.utils.cpp_extension builds it with ninja and the system C++ compiler into torch's extension cache
 (~/.cache/torch_extensions, or $TORCH_EXTENSIONS_DIR), tuned for this machine's CPU; ``lstmkit build``
 builds it ahead of time. Where it cannot be built, the backend is not available and "auto" falls back to
-"bptt" with one warning. Tensors that are not float32/float64 on the CPU run the same loops in Python.
+"bptt" with one warning.
+
+Types: float32 and float64 run in their own type. bf16 weights run the bf16 loops where the CPU has bf16
+products (AVX512-BF16 or AMX, found at run time): bf16 operands into every product, accumulated in float32,
+the gates and the cell state c_t in float32 (``bf16_loops``). Elsewhere, or with an odd size, bf16 runs the
+float32 loops on float32 copies, which is as accurate and slower. Other types run the loops in Python.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def _build_name() -> str:
 
 
 _KERNEL: list = []  # [the module, or None where it cannot be built], once tried
+_BF16_PRODUCTS: list = []  # [whether the module multiplies bf16 operands here], once asked
 
 
 def kernel():
@@ -69,7 +75,35 @@ def kernel():
     return _KERNEL[0]
 
 
-kernel.cache_clear = _KERNEL.clear  # as functools.cache's: the next call tries again
+def _clear() -> None:
+    _KERNEL.clear()
+    _BF16_PRODUCTS.clear()
+
+
+kernel.cache_clear = _clear  # as functools.cache's: the next call tries again
+
+
+def bf16_loops() -> bool:
+    """Whether bf16 weights run the kernel's bf16 loops here: the kernel is built and the CPU has bf16
+    products (AVX512-BF16 or AMX tiles). A list lookup after the first call, as ``kernel``."""
+    if not _BF16_PRODUCTS:
+        _BF16_PRODUCTS.append(kernel() is not None and bool(kernel().bf16_products()))
+    return _BF16_PRODUCTS[0]
+
+
+def loop_kind(w: GateWeights, x: Tensor) -> str | None:
+    """How the kernel runs a layer with these weights on x: "native" (float32 or float64 throughout),
+    "bf16" (the bf16 loops), "upcast" (bf16 weights on float32 copies: no bf16 products here, or a size the
+    bf16 products cannot pair), or None (not the kernel's: the loops in Python)."""
+    if x.device.type != "cpu" or kernel() is None:
+        return None
+    dtype = w.weight_hh.dtype
+    if dtype in (torch.float32, torch.float64):
+        return "native" if x.dtype == dtype else None
+    if dtype != torch.bfloat16:
+        return None
+    sizes = [*w.weight_hh.shape, *(() if w.weight_hr is None else w.weight_hr.shape)]  # G*H, P, H
+    return "bf16" if bf16_loops() and all(size % 2 == 0 for size in sizes) else "upcast"
 
 
 def _build():
@@ -124,6 +158,25 @@ def _padding_keep(keep: Tensor | None, batch_sizes: Tensor | None, size: int, li
     return torch.where(pad[..., None], 1.0, keep)
 
 
+def _float32(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.float()
+
+
+def loop_weights(w: GateWeights, kind: str) -> GateWeights:
+    """The weights as a loop of this kind takes them: bf16 loops, the products' weights (W_ih, W_hh, W_hr)
+    in bf16 and the rest in float32; upcast, all in float32; native, as they are."""
+    if kind == "native":
+        return w
+    products = torch.bfloat16 if kind == "bf16" else torch.float32
+    gemm = ("weight_ih", "weight_hh", "weight_hr")
+    return GateWeights(
+        *(
+            t if t is None else t.to(products if name in gemm else torch.float32)
+            for name, t in zip(GateWeights._fields, w)
+        )
+    )
+
+
 def _weight_arguments(w: GateWeights) -> dict[str, Tensor | None]:
     """The recurrence's weights by the kernel's argument names; None for a variant that is off."""
     return {
@@ -150,17 +203,30 @@ def _keep_arguments(mask, keep_c, keep_h, batch_sizes) -> dict[str, Tensor | Non
 def kernel_forward(
     x_gates, h0, c0, w: GateWeights, mask, keep_c, keep_h, record: bool, batch_sizes=None, project=False
 ):
-    """See bptt.TimeLoops: with ``project``, x_gates is x (T, B, I) and each step projects its own x_t."""
-    if not _compiled(x_gates):
+    """See bptt.TimeLoops: with ``project``, x_gates is x (T, B, I) and each step projects its own x_t.
+    bf16 weights (see ``loop_kind``): output and h_T in h0's type, c_T in c0's, the cache in float32 but for
+    h_in and m, which are the products' bf16 operands (float32 too on float32 copies)."""
+    kind = loop_kind(w, x_gates)
+    if kind is None:
         if project:
             x_gates, _, _ = input_projection(x_gates, w)
         keep_c = _padding_keep(keep_c, batch_sizes, c0.shape[-1], x_gates)
         keep_h = _padding_keep(keep_h, batch_sizes, h0.shape[-1], x_gates)
         return PYTHON_LOOPS.forward(x_gates, h0, c0, w, mask, keep_c, keep_h, record)
+    h_type, c_type = h0.dtype, c0.dtype
+    if kind != "native":  # the operands in the loop's types, all else float32
+        if project and kind == "bf16" and x_gates.shape[-1] % 2:  # (an odd I cannot pair per step)
+            x_gates, _, _ = input_projection(x_gates, w, KERNEL_OPS)
+            project = False
+        w = loop_weights(w, kind)
+        operands = w.weight_hh.dtype
+        x_gates = x_gates.to(operands if project else torch.float32)
+        h0, c0 = h0.to(operands), c0.float()
+        mask, keep_c, keep_h = _float32(mask), _float32(keep_c), _float32(keep_h)
     w_ih = bias = None
     if project:
         w_ih, bias = w.weight_ih, gate_bias(w)
-    return ops.run_forward(
+    output, h, c, s = ops.run_forward(
         x_gates=x_gates.contiguous(),
         h0=h0.contiguous(),
         c0=c0.contiguous(),
@@ -171,13 +237,21 @@ def kernel_forward(
         w_ih=_contiguous(w_ih),
         bias=_contiguous(bias),
     )
+    return output.to(h_type), h.to(h_type), c.to(c_type), s
 
 
 def kernel_backward(d_output, dh, dc, s: StepCache, w: GateWeights, mask, keep_c, keep_h, batch_sizes=None):
-    if not _compiled(d_output):
+    """See bptt.TimeLoops; bf16 weights as in ``kernel_forward`` (da, dhh and dh_new in bf16 in the bf16
+    loops, dh_0 and dc_0 in float32)."""
+    kind = loop_kind(w, d_output)
+    if kind is None:
         keep_c = _padding_keep(keep_c, batch_sizes, dc.shape[-1], d_output)
         keep_h = _padding_keep(keep_h, batch_sizes, dh.shape[-1], d_output)
         return PYTHON_LOOPS.backward(d_output, dh, dc, s, w, mask, keep_c, keep_h)
+    if kind != "native":
+        w = loop_weights(w, kind)
+        d_output, dh, dc = d_output.float(), dh.float(), dc.float()
+        mask, keep_c, keep_h = _float32(mask), _float32(keep_c), _float32(keep_h)
     return ops.run_backward(
         d_output=d_output,
         dh_T=dh.contiguous(),
@@ -193,8 +267,16 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     CPU, else torch. b may be any view (it is packed anyway). A transposed a, as in the weight gradients'
     sums over T*B rows (a^T b), goes to the kernel's matmul_tn, which transposes the narrower operand
     into a reused buffer. Below PACKED_ROWS rows of a (a one-step call), packing b would cost more than the
-    product: torch's."""
-    if not (_compiled(a) and a.dtype == torch.float32 and b.dtype == torch.float32):
+    product: torch's. bf16 operands, where the bf16 loops run, give a float32 product (accumulated in
+    float32); a bf16 operand beside a float32 one (the gradients through layer norm) runs in float32."""
+    if a.dtype != b.dtype:
+        a, b = a.float(), b.float()
+    if a.dtype == torch.bfloat16 and a.device.type == "cpu" and bf16_loops():
+        bias = _float32(bias)
+        if not traced(a) and a.shape[0] < PACKED_ROWS:
+            product = torch_matmul(a, b).float()
+            return product if bias is None else product + bias
+    elif not (_compiled(a) and a.dtype == torch.float32):
         return torch_matmul(a, b, bias)
     if not traced(a) and a.shape[0] < PACKED_ROWS:  # (a traced size is symbolic: no branch on it)
         return torch_matmul(a, b, bias)
@@ -205,6 +287,7 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm in the kernel (its buffers reused between calls)."""
+    gain, bias = gain.to(x.dtype), None if bias is None else bias.to(x.dtype)  # (bf16 weights, float32 x)
     if not _compiled(x):
         return torch_layer_norm(x, gain, bias)
     return ops.call("layer_norm", x=x.contiguous(), gain=gain.contiguous(), bias=_contiguous(bias))
@@ -212,6 +295,7 @@ def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Ten
 
 def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
     """functional.torch_layer_norm_backward in the kernel."""
+    dy, gain = dy.to(x.dtype), gain.to(x.dtype)  # (bf16 gradients and weights, float32 x)
     if not _compiled(dy):
         return torch_layer_norm_backward(dy, x, stats, gain)
     return ops.call(

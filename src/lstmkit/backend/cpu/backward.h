@@ -1,5 +1,7 @@
 // The backward time loop: from t = T down to 1, dL/dh and dL/dc carried back through time (the hand-derived
 // lstmkit.functional.lstm_step_backward), leaving the per-step gradients the weight gradients are summed from.
+// T and S as in forward.h: the products' operands (the weights, and the gradients da, dhh, dh_new that
+// multiply them and the weight gradients' products) are S; what is carried through time (dh, dc) is T.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -10,8 +12,10 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
+#include "bf16_rows.h"
 #include "buffer_pool.h"
 #include "gemm.h"
 #include "layer_norm.h"
@@ -23,7 +27,7 @@
 
 namespace lstmkit {
 
-template <typename T>
+template <typename T, typename S>
 BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const Tensor& dc_T, const StepCache& cache,
                              const Tensor& w_hh, const OptTensor& w_hr, const OptTensor& w_ci, const OptTensor& w_cf,
                              const OptTensor& w_co, const OptTensor& ln_hh, const OptTensor& ln_c_w,
@@ -39,14 +43,16 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
   const bool coupled = GH == 3 * H, ragged = batch_sizes.has_value();
   const Active active{ragged ? batch_sizes->data_ptr<int64_t>() : nullptr, B};
   // Ragged: rows past a sequence's end keep zero gradients (the weight gradients sum over all rows).
-  auto make = [&](std::initializer_list<int64_t> shape) {
-    return pool().get(shape, d_output.options(), ragged);
+  const auto options = d_output.options(), operands = w_hh.options();  // T, S
+  auto make = [&](std::initializer_list<int64_t> shape, const at::TensorOptions& type) {
+    return pool().get(shape, type, ragged);
   };
 
-  Tensor da = make({steps, B, GH}), dh_new = make({steps, B, P}), dc_hat = make({steps, B, H});
-  Tensor dhh = ln_hh ? make({steps, B, GH}) : da;
+  Tensor da = make({steps, B, GH}, operands), dh_new = make({steps, B, P}, operands);
+  Tensor dc_hat = make({steps, B, H}, options), dhh = ln_hh ? make({steps, B, GH}, operands) : da;
   Tensor dh = dh_T.clone(), dc = dc_T.clone();  // dL/dh_t, dL/dc_t carried back through time
-  Tensor dh_total = at::empty({B, P}, d_output.options()), dm = at::empty({B, H}, d_output.options());
+  Tensor dh_total = at::empty({B, P}, options), dm = at::empty({B, H}, options);
+  Tensor dh_new_t = std::is_same_v<S, T> ? Tensor() : at::empty({B, P}, options);  // a step's dh_new in T
 
   const std::vector<T> zeros(std::max({BH, BP, GH}), T(0));
   const T *w_ci_p = data_or_zeros<T>(w_ci, zeros), *w_cf_p = data_or_zeros<T>(w_cf, zeros);
@@ -56,17 +62,17 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
   const T *dout_p = d_output.data_ptr<T>(), *gi_p = gi.data_ptr<T>(), *gf_p = gf.data_ptr<T>();
   const T *gg_p = gg.data_ptr<T>(), *go_p = go.data_ptr<T>(), *tc_p = tanh_c.data_ptr<T>();
   const T* cp_p = c_prev.data_ptr<T>();
-  const auto options = d_output.options();
-  const Panels<T> recurrent(w_hh.data_ptr<T>(), GH, P, P, 1, options);  // W_hh (G*H, P)
-  std::optional<Panels<T>> projection;                                  // W_hr (P, H)
-  if (w_hr) projection.emplace(w_hr->data_ptr<T>(), P, H, H, 1, options);
+  const Panels<S> recurrent(w_hh.data_ptr<S>(), GH, P, P, 1, operands);  // W_hh (G*H, P)
+  std::optional<Panels<S>> projection;                                   // W_hr (P, H)
+  if (w_hr) projection.emplace(w_hr->data_ptr<S>(), P, H, H, 1, operands);
   const T* cnm_p = ln_c_w ? c_normed.data_ptr<T>() : nullptr;
   const T* cr_p = ln_c_w ? c_rstd.data_ptr<T>() : nullptr;
   const T* hn_p = ln_hh ? hh_normed.data_ptr<T>() : nullptr;
   const T* hr_p = ln_hh ? hh_rstd.data_ptr<T>() : nullptr;
-  T *da_p = da.data_ptr<T>(), *dhh_p = dhh.data_ptr<T>(), *dhn_p = dh_new.data_ptr<T>();
+  S *da_p = da.data_ptr<S>(), *dhh_p = dhh.data_ptr<S>(), *dhn_p = dh_new.data_ptr<S>();
   T *dch_p = dc_hat.data_ptr<T>(), *dh_p = dh.data_ptr<T>(), *dc_p = dc.data_ptr<T>();
   T *dt_p = dh_total.data_ptr<T>(), *dm_p = dm.data_ptr<T>();
+  T* dn_scratch = dh_new_t.defined() ? dh_new_t.data_ptr<T>() : nullptr;
   const int threads = loop_threads(2.0 * B * GH * P);
   const bool peephole = w_cf.has_value();
 
@@ -76,26 +82,34 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
 
   in_parallel(threads, [&](int id, int count) {
     std::vector<T> dcn_row(H);  // one row's dL/dc̃ through the cell's layer norm
+    std::vector<T> da_row(std::is_same_v<S, T> ? 0 : GH), dhh_row(std::is_same_v<S, T> ? 0 : GH);  // in T
     T* ln_sum = lnp_p ? lnp_p + id * (GH + 2 * H) : nullptr;
     for (int64_t t = steps - 1; t >= 0; --t) {
       const int64_t n = active.at(t), s = t * BH;
       const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
       const T* kc = keep_c_p ? keep_c_p + t * BH : zeros.data();
       const T* dout = dout_p + t * BP;
-      T* dhn = dhn_p + t * BP;
-      T* dat = da_p + t * B * GH;
-      T* dhht = dhh_p + t * B * GH;
+      S* dhn = dhn_p + t * BP;
+      S* dat = da_p + t * B * GH;
+      S* dhht = dhh_p + t * B * GH;
       const Span rows = share(n, id, count);
+      T* dn = nullptr;  // dL/dh̃ (B, P) in T: dh_new's own rows when S is T
+      if constexpr (std::is_same_v<S, T>) {
+        dn = dhn;
+      } else {
+        dn = dn_scratch;
+      }
       for (int64_t k = rows.begin * P; k < rows.end * P; ++k) {
         dt_p[k] = dh_p[k] + dout[k];        // this step's output share plus what step t+1 sent back
-        dhn[k] = dt_p[k] * (T(1) - kh[k]);  // h_t = k h_{t-1} + (1 - k) h̃_t
+        dn[k] = dt_p[k] * (T(1) - kh[k]);  // h_t = k h_{t-1} + (1 - k) h̃_t
       }
+      store_row(dn + rows.begin * P, dhn + rows.begin * P, (rows.end - rows.begin) * P);
       if (projection) {  // dL/dm = dh̃ · W_hr, split by columns of H
         barrier();
         projection->multiply(n, dhn, P, dm_p, H, share(projection->count(), id, count));
         barrier();
       }
-      const T* dmt = projection ? dm_p : dhn;
+      const T* dmt = projection ? dm_p : dn;  // dL/dm (without a projection m is h̃)
       for (int64_t b = rows.begin; b < rows.end; ++b) {
         const int64_t r = b * H;
         const T *dmr = dmt + r, *o = go_p + s + r, *tc = tc_p + s + r;
@@ -107,7 +121,7 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
           for (int64_t j = 0; j < H; ++j) ln_sum[GH + H + j] += dch[j];
           dcn = dcn_row.data();
         }
-        T* a = dat + b * GH;
+        T* a = row_in(dat + b * GH, da_row);
         with_flag(coupled, [&](auto coupled_tag) {
           with_flag(peephole, [&](auto peephole_tag) {
             with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
@@ -116,8 +130,11 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
             });
           });
         });
+        store_row(a, dat + b * GH, GH);
         if (ln_hh_p) {
-          layer_norm_add_row_backward(a, hn_p + (t * B + b) * GH, ln_hh_p, hr_p[t * B + b], GH, dhht + b * GH, ln_sum);
+          T* dhh_b = row_in(dhht + b * GH, dhh_row);
+          layer_norm_add_row_backward(a, hn_p + (t * B + b) * GH, ln_hh_p, hr_p[t * B + b], GH, dhh_b, ln_sum);
+          store_row(dhh_b, dhht + b * GH, GH);
         }
       }
       barrier();
@@ -131,6 +148,7 @@ BackwardResult backward_impl(const Tensor& d_output, const Tensor& dh_T, const T
         }
       barrier();
     }
+    release_tiles<S>();
   });
   return {dh, dc,
           StepGrads{.da = da, .dhh = dhh, .dh_new = dh_new, .dc_hat = dc_hat,

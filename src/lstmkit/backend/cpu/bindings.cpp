@@ -115,6 +115,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
            arg("w_cf"), arg("w_co"));
   m.def("step", &lstmkit::lstm_step, "one step through all layers, inference (streaming; see step.h)",
         py::kw_only(), arg("x"), arg("h"), arg("c"), arg("layers"), arg("zoneout_c"), arg("zoneout_h"));
+  m.def("bf16_products", &lstmkit::bf16_products, "whether this CPU multiplies bf16 operands (the bf16 loops)");
   m.def("matmul", &lstmkit::matmul, "a (M, K) · b (K, N) (+ bias) for CPU tensors, tiled over ATen's threads",
         py::kw_only(), arg("a"), arg("b"), arg("bias"));
   m.def("matmul_tn", &lstmkit::matmul_tn, "a^T · b for a (K, M), b (K, N) CPU tensors, tiled over ATen's threads",

@@ -1,5 +1,7 @@
 // Matrix products: one thread's GEMM, a fixed weight packed in panels, the tiled product of large operands
-// over ATen's threads, and a cache-blocked transpose.
+// over ATen's threads, and a cache-blocked transpose. Operands S are float, double or bfloat16; a product
+// of bfloat16 operands accumulates and lands in float (Acc<S>), by the CPU's bf16 dot-product instructions
+// (AMX tiles or AVX512-BF16, oneDNN's micro-kernel picks) on weights packed in VNNI pairs.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -19,6 +21,21 @@
 namespace lstmkit {
 
 constexpr int64_t kUnpackedBatch = 2;  // up to this many rows, products go to the BLAS (see Panels)
+
+using BF16 = at::BFloat16;
+template <typename S>
+constexpr bool kVnni = std::is_same_v<S, BF16>;  // bf16 operands: packed in VNNI pairs of rows
+template <typename S>
+using Acc = std::conditional_t<kVnni<S>, float, S>;  // the type a product of S operands lands in
+
+// Whether this CPU multiplies bf16 operands (AVX512-BF16 or AMX): the bf16 loops run only where it does.
+inline bool has_bf16_products() { return at::native::cpublas::could_pack(at::kBFloat16); }
+
+// The AMX tile state a thread's bf16 products configured, handed back when its loop is done.
+template <typename S>
+void release_tiles() {
+  if constexpr (kVnni<S>) at::native::cpublas::brgemm_release(/*is_vnni=*/true);
+}
 
 // C (M, N) = A (M, K) · B (K, N) (+ C when `add`) by ATen's matrix product (the BLAS) on views of the same
 // memory: A and C row-major with leading dimensions, element (k, j) of B at B[k * b_row + j * b_col].
@@ -54,6 +71,13 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
   aten_product(M, N, K, A, lda, B, ldb, 1, C, ldc, add);
 }
 
+// bf16: B in VNNI pairs (element (k, j) at B[(k / 2) * 2 * ldb + 2 * j + k % 2]), K even, C in float.
+inline void gemm(int64_t M, int64_t N, int64_t K, const BF16* A, int64_t lda, const BF16* B, int64_t ldb, float* C,
+                 int64_t ldc, bool add) {
+  if (M <= 0 || N <= 0) return;
+  at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/true);
+}
+
 // ---- a fixed weight in panels ----------------------------------------------------------------------------
 
 // B (K, N) repacked into panels of kWidth columns, each panel (K, kWidth) contiguous: the micro-kernel
@@ -61,6 +85,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, 
 // stall it (up to 2x at small batches). The time loops pack their weights once per call, the large products
 // their right operand. Element (k, j) of B is src[k * row_stride + j * col_stride], so a weight and its
 // transpose pack without a copy first. Packing is split over ATen's threads (call it outside the loops).
+//
+// bf16 panels are in VNNI pairs of rows (the layout the bf16 dot products read), K rounded up to even with a
+// zero row; an A with odd K then needs a zero column K (lda > K) too, for the product reads it.
 //
 // With `pack` false and B the transpose of a row-major weight W (N, K) (row_stride 1, col_stride K), nothing is
 // copied: the product is the BLAS's on W^T as a view, streaming W as it lies. At a batch of one or two rows
@@ -70,22 +97,32 @@ template <typename T>
 class Panels {
  public:
   static constexpr int64_t kWidth = 64;
+  using Out = Acc<T>;  // what the products land in
 
   Panels(const T* src, int64_t K, int64_t N, int64_t row_stride, int64_t col_stride, const at::TensorOptions& opt,
          bool pack = true)
-      : K_(K), N_(N), count_((N + kWidth - 1) / kWidth) {
-    if (!pack && row_stride == 1) {
+      : K_(K), depth_(kVnni<T> ? K + K % 2 : K), N_(N), count_((N + kWidth - 1) / kWidth) {
+    if (!kVnni<T> && !pack && row_stride == 1) {
       rows_ = src, row_ld_ = col_stride;
       return;
     }
-    buffer_ = pool().get({count_ * K * kWidth}, opt, /*zeroed=*/N % kWidth != 0);
+    buffer_ = pool().get({count_ * depth_ * kWidth}, opt, /*zeroed=*/N % kWidth != 0 || depth_ != K);
     T* out = buffer_.data_ptr<T>();
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, K * kWidth));  // small: one thread
     at::parallel_for(0, count_, grain, [&](int64_t first, int64_t last) {
       for (int64_t p = first; p < last; ++p) {  // read along src's contiguous direction
         const T* from = src + p * kWidth * col_stride;
-        T* to = out + p * K * kWidth;
-        if (col_stride == 1) {
+        T* to = out + p * depth_ * kWidth;
+        if constexpr (kVnni<T>) {  // (k, j) -> (k / 2, j, k % 2)
+          auto at = [&](int64_t k, int64_t j) -> T& { return to[(k / 2) * 2 * kWidth + 2 * j + k % 2]; };
+          if (col_stride == 1) {
+            for (int64_t k = 0; k < K; ++k)
+              for (int64_t j = 0; j < width(p); ++j) at(k, j) = from[k * row_stride + j];
+          } else {
+            for (int64_t j = 0; j < width(p); ++j)
+              for (int64_t k = 0; k < K; ++k) at(k, j) = from[k * row_stride + j * col_stride];
+          }
+        } else if (col_stride == 1) {
           for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
         } else if (row_stride == 1) {  // a transpose, in blocks of kBlock rows that stay in L1
           constexpr int64_t kBlock = 64;
@@ -105,24 +142,30 @@ class Panels {
   int64_t count() const { return count_; }
 
   // C[:, the columns of panels [first, last)] (+)= A (rows, K) · B, on this thread.
-  void multiply(int64_t rows, const T* A, int64_t lda, T* C, int64_t ldc, Span panels, bool add = false) const {
-    if (rows_) {
-      const Span cols = columns(panels);
-      if (cols.end > cols.begin) unpacked(rows, 0, K_, A, lda, C, ldc, cols.begin, cols.end, add);
-      return;
+  void multiply(int64_t rows, const T* A, int64_t lda, Out* out, int64_t ldc, Span panels, bool add = false) const {
+    if constexpr (!kVnni<T>) {
+      if (rows_) {
+        const Span cols = columns(panels);
+        if (cols.end > cols.begin) unpacked(rows, 0, K_, A, lda, out, ldc, cols.begin, cols.end, add);
+        return;
+      }
     }
-    for (int64_t p = panels.begin; p < panels.end; ++p) multiply_rows(rows, 0, K_, A, lda, C, ldc, p, add);
+    for (int64_t p = panels.begin; p < panels.end; ++p) multiply_rows(rows, 0, K_, A, lda, out, ldc, p, add);
   }
 
-  // C[:, panel p's columns] (+)= A (rows, inner) · B[k0 : k0 + inner, panel p's columns], on this thread.
-  void multiply_rows(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, T* C, int64_t ldc, int64_t p,
+  // C[:, panel p's columns] (+)= A (rows, inner) · B[k0 : k0 + inner, panel p's columns], on this thread
+  // (k0 even for bf16).
+  void multiply_rows(int64_t rows, int64_t k0, int64_t inner, const T* A, int64_t lda, Out* out, int64_t ldc, int64_t p,
                      bool add) const {
-    if (rows_) {
-      unpacked(rows, k0, inner, A, lda, C, ldc, p * kWidth, p * kWidth + width(p), add);
-      return;
+    if constexpr (!kVnni<T>) {
+      if (rows_) {
+        unpacked(rows, k0, inner, A, lda, out, ldc, p * kWidth, p * kWidth + width(p), add);
+        return;
+      }
     }
-    gemm(rows, width(p), inner, A, lda, buffer_.data_ptr<T>() + (p * K_ + k0) * kWidth, kWidth, C + p * kWidth, ldc,
-         add);
+    if (k0 + inner == K_) inner = depth_ - k0;  // bf16 with odd K: through the zero row
+    gemm(rows, width(p), inner, A, lda, buffer_.data_ptr<T>() + (p * depth_ + k0) * kWidth, kWidth, out + p * kWidth,
+         ldc, add);
   }
 
   // The columns [begin, end) of B that panels [first, last) hold.
@@ -137,7 +180,7 @@ class Panels {
     aten_product(rows, j1 - j0, inner, A, lda, rows_ + j0 * row_ld_ + k0, 1, row_ld_, C + j0, ldc, add);
   }
 
-  int64_t K_, N_, count_;
+  int64_t K_, depth_, N_, count_;  // depth_: K, or K rounded up to even for bf16
   Tensor buffer_;
   const T* rows_ = nullptr;  // unpacked: W (N, K) with rows row_ld_ apart
   int64_t row_ld_ = 0;
@@ -145,9 +188,11 @@ class Panels {
 
 // The same product for large operands (the input projection and the weight gradients, outside the time
 // loop), spread over ATen's threads: B packed into panels, then tiles of 64 rows by one panel, the inner
-// dimension in chunks so that each tile's operands stay in cache. C (M, N) = A (M, K) · B + bias (N)?.
+// dimension in chunks so that each tile's operands stay in cache. C (M, N) = A (M, K) · B + bias (N)?, A's rows
+// lda apart (for bf16 with odd K, lda > K and A's column K zero: see Panels).
 template <typename T>
-void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const Panels<T>& B, const T* bias, T* C) {
+void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const Panels<T>& B, const Acc<T>* bias,
+                Acc<T>* C) {
   constexpr int64_t kRows = 64, kInner = 512, kWidth = Panels<T>::kWidth;
   const int64_t panels = B.count(), row_tiles = (M + kRows - 1) / kRows;
   at::parallel_for(0, row_tiles * panels, 1, [&](int64_t first, int64_t last) {
@@ -158,9 +203,10 @@ void tiled_gemm(int64_t M, int64_t N, int64_t K, const T* A, const Panels<T>& B,
         for (int64_t i = 0; i < rows; ++i) std::copy_n(bias + c, width, C + (r + i) * N + c);
       }
       for (int64_t k = 0; k < K; k += kInner) {
-        B.multiply_rows(rows, k, std::min(kInner, K - k), A + r * K + k, K, C + r * N, N, p, bias || k > 0);
+        B.multiply_rows(rows, k, std::min(kInner, K - k), A + r * lda + k, lda, C + r * N, N, p, bias || k > 0);
       }
     }
+    release_tiles<T>();
   });
 }
 

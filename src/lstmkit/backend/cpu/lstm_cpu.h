@@ -42,7 +42,12 @@
 //          ATen's threads, b of any strides.
 // layer_norm(x (N,n), gain (n), bias (n)?) -> (y, stats (N,2) = (mean, rstd));
 // layer_norm_backward(dy, x, stats, gain) -> (dx, dgain): the input projection's layer norm.
-// All other tensors contiguous, float32 or float64, on the CPU.
+// All other tensors contiguous, float32 or float64, on the CPU; or bf16 loops, where this CPU has bf16 products
+// (bf16_products()): bf16 weights (w_hh, w_hr, w_ih), h0, x (projected per step), and so output, h_T and the
+// cache's h_in and m, and the gradients da, dhh and dh_new; everything else float32 (x_gates, c0, bias, the
+// peepholes, layer norm, masks and keep factors, d_output, dh_T, dc_T), as are the gates and the cell. The
+// products accumulate in float32, and G*H, P, H (and I when projected per step) must be even.
+// matmul of bf16 operands gives float32 (and takes a float32 bias).
 //
 // Files, one job each, compiled together into one extension (lstmkit/backend/cpu/__init__.py):
 //   lstm_cpu.h        this contract and the entry points' declarations
@@ -53,6 +58,7 @@
 //   gemm.h            GEMM, panels, the tiled product        layer_norm.h  layer norm of a row, of rows
 //   threads.h         the loops' threads and barrier         buffer_pool.h large buffers, reused
 //   ragged.h          a batch sorted by length               optional_tensors.h   absent tensors as pointers
+//   bf16_rows.h       rows computed in float, rounded to bf16 once
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -105,6 +111,7 @@ BackwardResult lstm_backward(const Tensor& d_output, const Tensor& dh_T, const T
 std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Tensor& c,
                                      const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h);
 
+bool bf16_products();  // whether this CPU multiplies bf16 operands (AVX512-BF16 or AMX): the bf16 loops run
 Tensor matmul(const Tensor& a, const Tensor& b, const OptTensor& bias);
 Tensor matmul_tn(const Tensor& a, const Tensor& b);
 std::tuple<Tensor, Tensor> layer_norm(const Tensor& x, const Tensor& gain, const OptTensor& bias);

@@ -106,10 +106,14 @@ def _(x_gates, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, mask
     steps, batch = x_gates.shape[:2]
     gates, size = w_hh.shape  # G*H, P
     hidden = c0.shape[-1]
-    new = x_gates.new_empty
+
+    def new(*shape, like=c0):  # the cell's type (the arithmetic's); h and m have h0's (the operands')
+        return like.new_empty(shape)
+
     cache = []
     if record:
-        cache = [new(steps, batch, size)] + [new(steps, batch, hidden) for _ in range(8)]
+        h_in, *rest, m = [new(steps, batch, size, like=h0)] + [new(steps, batch, hidden) for _ in range(8)]
+        cache = [h_in, *rest, new(steps, batch, hidden, like=h0)]
         if ln_hh is not None:
             cache += [
                 new(steps, batch, gates),
@@ -117,7 +121,7 @@ def _(x_gates, h0, c0, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, ln_c_b, mask
                 new(steps, batch, hidden),
                 new(steps, batch, 1),
             ]
-    return new(steps, batch, size), new(batch, size), new(batch, hidden), cache
+    return new(steps, batch, size, like=h0), new(batch, size, like=h0), new(batch, hidden), cache
 
 
 def cache_fields(present: list[Tensor]) -> StepCache:
@@ -163,14 +167,18 @@ def _(d_output, dh_T, dc_T, cache, w_hh, w_hr, w_ci, w_cf, w_co, ln_hh, ln_c_w, 
       batch_sizes):  # fmt: skip
     steps, batch, size = d_output.shape
     gates, hidden = w_hh.shape[0], dc_T.shape[-1]
-    new = d_output.new_empty
-    da, dh_new, dc_hat = new(steps, batch, gates), new(steps, batch, size), new(steps, batch, hidden)
+
+    def new(*shape, like=d_output):  # the arithmetic's type; the products' operands have w_hh's
+        return like.new_empty(shape)
+
+    da, dh_new = new(steps, batch, gates, like=w_hh), new(steps, batch, size, like=w_hh)
+    dc_hat = new(steps, batch, hidden)
     if ln_hh is None:
         return new(batch, size), new(batch, hidden), [da, dh_new, dc_hat]
     return (
         new(batch, size),
         new(batch, hidden),
-        [da, new(steps, batch, gates), dh_new, dc_hat, new(gates + 2 * hidden)],
+        [da, new(steps, batch, gates, like=w_hh), dh_new, dc_hat, new(gates + 2 * hidden)],
     )
 
 
@@ -191,9 +199,13 @@ def matmul(a: Tensor, b: Tensor, bias: Tensor | None) -> Tensor:
     return _kernel().matmul(a=a, b=b, bias=bias)
 
 
+def _product_type(a: Tensor) -> torch.dtype:
+    return torch.float32 if a.dtype == torch.bfloat16 else a.dtype  # bf16 products land in float32
+
+
 @matmul.register_fake
 def _(a, b, bias):
-    return a.new_empty(a.shape[0], b.shape[1])
+    return a.new_empty(a.shape[0], b.shape[1], dtype=_product_type(a))
 
 
 @torch.library.custom_op(f"{NAMESPACE}::matmul_tn", mutates_args=())
@@ -204,7 +216,7 @@ def matmul_tn(a: Tensor, b: Tensor) -> Tensor:
 
 @matmul_tn.register_fake
 def _(a, b):
-    return a.new_empty(a.shape[1], b.shape[1])
+    return a.new_empty(a.shape[1], b.shape[1], dtype=_product_type(a))
 
 
 @torch.library.custom_op(f"{NAMESPACE}::layer_norm", mutates_args=())
