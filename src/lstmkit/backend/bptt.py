@@ -30,16 +30,16 @@ class TimeLoops(NamedTuple):
 
     With ``ragged``, both also take ``batch_sizes=`` (T,): the batch is sorted by length, longest first,
     and step t runs its first batch_sizes[t] rows. ``ops`` do the work outside the loops. With
-    ``projects_input`` n, forward also takes ``project=True`` for batches of at least n sequences and then
-    x (T, B, I) in place of x_gates: it forms each step's W_ih x_t + b_ih + b_hh itself (never with layer
-    norm, whose LN_x needs all of it). Below n, one product over all T steps streams W_ih once, not T times.
+    ``projects_input(x, w) -> bool``, forward also takes ``project=True`` where that says so and then x
+    (T, B, I) in place of x_gates: it forms each step's W_ih x_t + b_ih + b_hh itself (never with layer
+    norm, whose LN_x needs all of it). Elsewhere one product over all T steps streams W_ih once, not T times.
     """
 
     forward: Callable
     backward: Callable
     ops: BulkOps = TORCH_OPS
     ragged: bool = False
-    projects_input: int | None = None
+    projects_input: Callable[[Tensor, GateWeights], bool] | None = None
 
 
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
@@ -151,7 +151,7 @@ def loop_input(
     each step."""
     per_step = loops.projects_input is not None and w.ln_weight_ih is None
     # (a traced batch size is symbolic: no branch on it, per step for every size)
-    if per_step and (traced(x) or x.shape[1] >= loops.projects_input):
+    if per_step and (traced(x) or loops.projects_input(x, w)):
         return x, None, None, {"project": True}
     return *input_projection(x, w, loops.ops), {}
 

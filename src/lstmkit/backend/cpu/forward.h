@@ -96,6 +96,8 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
   };
   const int threads = loop_threads(2.0 * B * GH * (P + (input ? I : 0)));
   const bool peephole = w_cf.has_value();
+  // Inference without layer norm: each row's whole step in one pass (cell_row), nothing kept but c and m.
+  const bool fused = !record && !ln_hh && !ln_c_w;
 
   in_parallel(threads, [&](int id, int count) {
     const bool same = std::is_same_v<S, T>;
@@ -124,35 +126,46 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
         T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
         const T* x = input ? bias_p : xg_p + (t * B + b) * GH;
         const int64_t r = b * H;
-        std::memcpy(cp + r, cc + r, H * sizeof(T));
-        if (ln_hh_p) {
-          hr_p[c * B + b] = layer_norm_add_row(a, x, ln_hh_p, hn_p + (c * B + b) * GH, GH);
-        } else {
-          for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
-        }
-        with_flag(coupled, [&](auto coupled_tag) {
-          with_flag(peephole, [&](auto peephole_tag) {
-            gates_row<T>(coupled_tag, peephole_tag, a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r, pcn + r);
-          });
-        });
-        const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
-        if (ln_cw_p) {
-          T* normed = cnm_p + c * BH + r;
-          cr_p[c * B + b] = layer_norm_row(pcn + r, normed, H);
-          for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
-          c_hat = ptc + r;
-        }
         T* m_t = row_in(pm + r, m_row);
-        with_flag(peephole, [&](auto peephole_tag) {
-          with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
-            output_row<T>(peephole_tag, keep_tag, a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r,
-                          ptc + r, m_t, cc + r);
+        if (fused) {
+          with_flag(coupled, [&](auto coupled_tag) {
+            with_flag(peephole, [&](auto peephole_tag) {
+              with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
+                cell_row<T>(coupled_tag, peephole_tag, keep_tag, a, x, w_ci_p, w_cf_p, w_co_p, kc + r, H, cc + r,
+                            m_t);
+              });
+            });
           });
-        });
-        store_row(m_t, pm + r, H);
-        if (record && t + 1 < steps && b >= active.at(t + 1)) {  // a sequence's last step: its c_t is
-          std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
+        } else {
+          std::memcpy(cp + r, cc + r, H * sizeof(T));
+          if (ln_hh_p) {
+            hr_p[c * B + b] = layer_norm_add_row(a, x, ln_hh_p, hn_p + (c * B + b) * GH, GH);
+          } else {
+            for (int64_t j = 0; j < GH; ++j) a[j] += x[j];
+          }
+          with_flag(coupled, [&](auto coupled_tag) {
+            with_flag(peephole, [&](auto peephole_tag) {
+              gates_row<T>(coupled_tag, peephole_tag, a, cp + r, w_ci_p, w_cf_p, H, pi + r, pf + r, pg + r, pcn + r);
+            });
+          });
+          const T* c_hat = pcn + r;  // tanh's argument: c̃, or LN_c(c̃) written into the tanh_c row first
+          if (ln_cw_p) {
+            T* normed = cnm_p + c * BH + r;
+            cr_p[c * B + b] = layer_norm_row(pcn + r, normed, H);
+            for (int64_t j = 0; j < H; ++j) ptc[r + j] = normed[j] * ln_cw_p[j] + ln_cb_p[j];
+            c_hat = ptc + r;
+          }
+          with_flag(peephole, [&](auto peephole_tag) {
+            with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
+              output_row<T>(peephole_tag, keep_tag, a + GH - H, pcn + r, c_hat, cp + r, w_co_p, kc + r, H, po + r,
+                            ptc + r, m_t, cc + r);
+            });
+          });
+          if (record && t + 1 < steps && b >= active.at(t + 1)) {  // a sequence's last step: its c_t is
+            std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
+          }
         }
+        store_row(m_t, pm + r, H);
         if (!projection) {  // h_t = m + k (h_prev - m)
           S* h = out + b * P;
           if (keep_h_p) {

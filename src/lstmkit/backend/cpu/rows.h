@@ -32,40 +32,80 @@ inline T kept(T x, T k, T y) {
 }
 
 // ---- forward rows --------------------------------------------------------------------------------------
+// The forward's equations once, per unit (Gates, output_gate), and the loops over a row that use them.
 
-// i, f, g and c̃ = f ⊙ c_prev + i ⊙ g for one row; a points at the G*H pre-activations.
+template <typename T>
+struct Gates {
+  T i, f, g, c_new;  // c̃ = f ⊙ c_prev + i ⊙ g
+};
+
+// One unit's input, forget and candidate gates and c̃ from its pre-activations a_i, a_f, a_g.
+template <bool Coupled, bool Peephole, typename T>
+inline Gates<T> gates_at(T a_i, T a_f, T a_g, T c_prev, T w_ci, T w_cf) {
+  const T f = sigmoid(a_f + peep<Peephole>(w_cf, c_prev));
+  const T i = Coupled ? T(1) - f : sigmoid(a_i + peep<Peephole>(w_ci, c_prev));
+  const T g = fast_tanh(a_g);
+  return {i, f, g, f * c_prev + i * g};
+}
+
+// One unit's output gate (its peephole looks at c̃).
+template <bool Peephole, typename T>
+inline T output_gate(T a_o, T c_new, T w_co) {
+  return sigmoid(a_o + peep<Peephole>(w_co, c_new));
+}
+
+// i, f, g and c̃ for one row, each stored (the cache); a points at the G*H pre-activations.
 template <typename T, bool Coupled, bool Peephole>
-void gates_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, const T* __restrict a, const T* __restrict c_prev, const T* __restrict w_ci,
-               const T* __restrict w_cf, int64_t H, T* __restrict i_out, T* __restrict f_out,
-               T* __restrict g_out, T* __restrict c_new) {
-  const T* a_i = a;
+void gates_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, const T* __restrict a,
+               const T* __restrict c_prev, const T* __restrict w_ci, const T* __restrict w_cf, int64_t H,
+               T* __restrict i_out, T* __restrict f_out, T* __restrict g_out, T* __restrict c_new) {
   const T* a_f = Coupled ? a : a + H;
-  const T* a_g = a_f + H;
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T f = sigmoid(a_f[j] + peep<Peephole>(w_cf[j], c_prev[j]));
-    const T i = Coupled ? T(1) - f : sigmoid(a_i[j] + peep<Peephole>(w_ci[j], c_prev[j]));
-    const T g = fast_tanh(a_g[j]);
-    f_out[j] = f;
-    i_out[j] = i;
-    g_out[j] = g;
-    c_new[j] = f * c_prev[j] + i * g;
+    const Gates<T> u = gates_at<Coupled, Peephole>(a[j], a_f[j], a_f[H + j], c_prev[j], w_ci[j], w_cf[j]);
+    i_out[j] = u.i;
+    f_out[j] = u.f;
+    g_out[j] = u.g;
+    c_new[j] = u.c_new;
   }
 }
 
 // o, tanh(ĉ), m = o ⊙ tanh(ĉ) and the carried cell c_t = c̃ + k (c_prev - c̃) for one row.
 template <typename T, bool Peephole, bool Keep>
-void output_row(std::bool_constant<Peephole>, std::bool_constant<Keep>, const T* __restrict a_o, const T* __restrict c_new, const T* __restrict c_hat,
-                const T* __restrict c_prev, const T* __restrict w_co, const T* __restrict keep_c, int64_t H,
-                T* __restrict o_out, T* __restrict tanh_out, T* __restrict m_out, T* __restrict c_out) {
+void output_row(std::bool_constant<Peephole>, std::bool_constant<Keep>, const T* __restrict a_o,
+                const T* __restrict c_new, const T* __restrict c_hat, const T* __restrict c_prev,
+                const T* __restrict w_co, const T* __restrict keep_c, int64_t H, T* __restrict o_out,
+                T* __restrict tanh_out, T* __restrict m_out, T* __restrict c_out) {
 #pragma omp simd
   for (int64_t j = 0; j < H; ++j) {
-    const T o = sigmoid(a_o[j] + peep<Peephole>(w_co[j], c_new[j]));
+    const T o = output_gate<Peephole>(a_o[j], c_new[j], w_co[j]);
     const T tc = fast_tanh(c_hat[j]);
     o_out[j] = o;
     tanh_out[j] = tc;
     m_out[j] = o * tc;
     c_out[j] = kept<Keep>(c_new[j], keep_c[j], c_prev[j]);
+  }
+}
+
+// The whole step of one row in one pass, keeping nothing (inference without layer norm): the
+// pre-activations a + x (the GEMM's product and the input's share), then c (c_prev in, c_t out) and m.
+template <typename T, bool Coupled, bool Peephole, bool Keep>
+void cell_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, std::bool_constant<Keep>,
+              const T* __restrict a, const T* __restrict x, const T* __restrict w_ci, const T* __restrict w_cf,
+              const T* __restrict w_co, const T* __restrict keep_c, int64_t H, T* __restrict c,
+              T* __restrict m_out) {
+  constexpr int64_t G = Coupled ? 3 : 4;
+  const T* a_f = Coupled ? a : a + H;  // the gates' rows: i (absent when coupled), f, g, o
+  const T* x_f = Coupled ? x : x + H;
+#pragma omp simd
+  for (int64_t j = 0; j < H; ++j) {
+    const T c_prev = c[j];
+    const T a_i = Coupled ? T(0) : a[j] + x[j];
+    const Gates<T> u = gates_at<Coupled, Peephole>(a_i, a_f[j] + x_f[j], a_f[H + j] + x_f[H + j], c_prev, w_ci[j],
+                                                   w_cf[j]);
+    const T o = output_gate<Peephole>(a[(G - 1) * H + j] + x[(G - 1) * H + j], u.c_new, w_co[j]);
+    m_out[j] = o * fast_tanh(u.c_new);
+    c[j] = kept<Keep>(u.c_new, keep_c[j], c_prev);
   }
 }
 
