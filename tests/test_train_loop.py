@@ -119,3 +119,42 @@ def test_training_without_a_directory_writes_no_checkpoint(tmp_path, monkeypatch
     assert state.step == 8 and not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="resuming needs the directory"):
         Trainer(SumJob(), TrainConfig(epochs=2), None).fit(resume=True)
+
+
+def test_auto_precision_takes_bf16_only_for_large_lstms_on_a_cpu_with_bf16_products(monkeypatch):
+    from lstmkit.backend import cpu
+    from lstmkit.train.loop import BF16_FROM_UNITS, training_precision
+
+    small, large = SumJob().model, nn.Sequential(lstmkit.LSTM(4, BF16_FROM_UNITS))
+    monkeypatch.setattr(cpu, "_BF16_PRODUCTS", [True])
+    assert training_precision("auto", large) == "bf16"
+    assert training_precision("auto", small) == "fp32"  # 8 units: the casts would cost what bf16 saves
+    assert training_precision("auto", nn.Linear(2, 2)) == "fp32"  # no lstmkit.LSTM
+    assert training_precision("fp32", large) == "fp32" and training_precision("bf16", small) == "bf16"
+    monkeypatch.setattr(cpu, "_BF16_PRODUCTS", [False])
+    assert training_precision("auto", large) == "fp32"
+
+
+def test_bf16_training_runs_under_autocast_with_float32_master_weights(tmp_path, monkeypatch):
+    """--precision bf16: the LSTM runs in bf16 inside each training step (its output under the step is
+    bf16), the parameters and their optimizer stay float32, validation runs in float32, and the model
+    still learns: the validation loss drops as far as in float32 (within 2x of its loss)."""
+    dtypes = []
+    job = SumJob()
+    original = job.model["lstm"].forward
+
+    def recording(*args, **kwargs):
+        out = original(*args, **kwargs)
+        dtypes.append((torch.is_autocast_enabled("cpu"), out[0].dtype))
+        return out
+
+    monkeypatch.setattr(job.model["lstm"], "forward", recording)
+    before = job.validate()
+    state = Trainer(job, TrainConfig(epochs=40, lr=1e-2, patience=0, precision="bf16"), tmp_path).fit()
+    assert state.precision == "bf16"
+    assert (True, torch.bfloat16) in dtypes and (False, torch.float32) in dtypes  # steps; validation
+    assert all(dtype == torch.bfloat16 for enabled, dtype in dtypes if enabled)
+    assert all(p.dtype == torch.float32 for p in job.model.parameters())
+    fp32 = SumJob()
+    Trainer(fp32, TrainConfig(epochs=40, lr=1e-2, patience=0, precision="fp32"), tmp_path / "fp32").fit()
+    assert state.best < before / 4 and state.best < 2 * fp32.validate()

@@ -150,6 +150,7 @@ class Estimator:
                 "steps": state.step,
                 "best_step": state.best_step,
                 "stopped": state.stopped,
+                "precision": state.precision,
                 "config": self.config.training().to_config(),
             }
         clash = sorted(set(self.metrics) & set(run))

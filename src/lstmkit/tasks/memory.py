@@ -149,6 +149,13 @@ def add_commands(memory: argparse.ArgumentParser) -> None:
         help="test sequences (default: 1000)",
     )
     group.add_argument("--seed", type=NATURAL.parse, default=0, help="data and initial weights (default: 0)")
+    group.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="training steps of every model in bf16 (torch.autocast; float32 weights, tests in float32) or "
+        "fp32 (default: fp32)",
+    )
     memory.set_defaults(run=run_memory)
 
 
@@ -185,6 +192,7 @@ class Settings:
     test_size: int
     seed: int
     minutes: float
+    precision: str = "fp32"  # of the training steps: "bf16" runs each under torch.autocast
 
 
 @dataclass
@@ -223,7 +231,8 @@ def train_run(
     with tqdm(total=100.0, desc=f"{model.kind} T={length}", bar_format=bar_format) as bar:
         while True:
             x, y = task.generate(length, settings.batch_size, generator)
-            loss = task.loss(model(x), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+                loss = task.loss(model(x), y)
             if not math.isfinite(loss.item()):  # keep the last finite weights and report their error
                 result.diverged, result.test_error = True, evaluate(model, task, *test)
                 break
@@ -307,6 +316,7 @@ def run_memory(args: argparse.Namespace) -> None:
         args.test_size,
         args.seed,
         args.minutes,
+        args.precision,
     )
     started = time.monotonic()
     print(

@@ -31,6 +31,23 @@ from lstmkit.train.checkpoint import (
 from lstmkit.train.flat import FlatParameters
 from lstmkit.train.progress import Progress, clock
 
+BF16_FROM_UNITS = 128  # auto takes bf16 from this LSTM size: below it the casts cost what the products save
+
+
+def training_precision(precision: str, model: nn.Module) -> str:
+    """ "bf16" or "fp32" for PRECISION ("auto", "fp32", "bf16") and this model (see TrainConfig.precision):
+    auto is bf16 where the model's LSTMs, all of BF16_FROM_UNITS units or more, run lstmkit's bf16 loops
+    (a CPU with bf16 products); fp32 elsewhere, and for a model with no lstmkit.LSTM."""
+    if precision != "auto":
+        return precision
+    from lstmkit.backend import cpu
+    from lstmkit.layer import LSTM
+
+    lstms = [m for m in model.modules() if isinstance(m, LSTM)]
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    large = bool(lstms) and all(m.hidden_size >= BF16_FROM_UNITS for m in lstms)
+    return "bf16" if on_cpu and large and cpu.bf16_loops() else "fp32"
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig(Hyperparameters):
@@ -61,6 +78,14 @@ class TrainConfig(Hyperparameters):
         5.0, "minutes between checkpoints (0.5: 30 s)", POSITIVE, group="training"
     )
     seed: int = option(0, "random seed: the same seed gives the same run", SEED, group="training")
+    precision: str = option(
+        "auto",
+        "training steps in bf16 (torch.autocast; float32 master weights, validation in float32) or "
+        "fp32; auto: bf16 on a CPU with bf16 products (AMX, AVX512-BF16) for LSTMs of "
+        f"{BF16_FROM_UNITS} units or more, fp32 elsewhere",
+        choices=("auto", "fp32", "bf16"),
+        group="training",
+    )
 
     def training(self) -> TrainConfig:
         """Only the training settings (of a task's config, which extends these)."""
@@ -103,6 +128,7 @@ class LoopState:
     best_step: int = 0
     flat: int = 0  # validations since the last improvement
     stopped: str = ""  # why training ended
+    precision: str = ""  # of the training steps: "bf16" or "fp32" (TrainConfig.precision resolved)
     history: dict[str, list] = field(
         default_factory=lambda: {"step": [], "train_loss": [], "val_step": [], "val_loss": [], "lr": []}
     )
@@ -147,7 +173,7 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.parameters = FlatParameters([p for p in job.model.parameters() if p.requires_grad])
         self.optimizer = make_optimizer(self.parameters.tensors, self.config)
-        self.state = LoopState()
+        self.state = LoopState(precision=training_precision(self.config.precision, job.model))
         self.best_weights: dict[str, Tensor] | None = None
         self.parallel: nn.Module | None = None  # the model in DDP under torchrun
         self.pending_job_state: dict[str, Tensor] | None = None  # from a checkpoint, for the job
@@ -218,7 +244,7 @@ class Trainer:
         model, st = self.job.model, self.state
         model.train()
         part, share = distributed.shard(batch)
-        with self._parallel_model():
+        with self._parallel_model(), self._autocast():
             loss, items = self.job.loss(part)
         # the whole batch's mean loss and its items, from every rank's share
         value, items = distributed.sum_over_ranks([loss.item() * share, items if share else 0])
@@ -256,6 +282,11 @@ class Trainer:
             yield
         finally:
             self.job.model = model
+
+    def _autocast(self):
+        """torch.autocast to bf16 around a training step's forward and loss when training in bf16."""
+        device = next(self.job.model.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.state.precision == "bf16")
 
     def _validate(self) -> None:
         cfg, st = self.config, self.state
@@ -335,7 +366,7 @@ class Trainer:
         try:
             self.job.model.load_state_dict(model_state)
             self.optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
-            self.state = LoopState(**{**meta["loop"], "stopped": ""})
+            self.state = LoopState(**{**meta["loop"], "stopped": "", "precision": self.state.precision})
             self._restore_random_state(path, tensors, meta)
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise InputError(
