@@ -200,6 +200,32 @@ def bf16_grid(repeats: int, quick: bool) -> None:
     for mode, values in ratios.items():
         mean = statistics.geometric_mean(values)
         print(f"bf16 {mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+    bf16_variants(repeats)
+
+
+def bf16_variants(repeats: int) -> None:
+    """Each variant's bf16 training step against vanilla bf16's (the same shape as the variants table)."""
+    steps, batch, inp, hidden = SHAPES[0]
+    print(f"\n## bf16 variants, training step, T={steps} B={batch} input={inp} hidden={hidden}, one layer")
+    print(f"{'variant':>11}  {'vanilla ms':>10} {'lstmkit ms':>10} {'lstmkit/vanilla':>15}")
+    x = torch.randn(steps, batch, inp).bfloat16()
+    vanilla = lstmkit.LSTM(inp, hidden, backend=BACKEND).to(torch.bfloat16)
+    for name, options in (
+        ("layer_norm", {"layer_norm": True}),
+        ("peephole", {"peephole": True}),
+        ("projection", {"proj_size": hidden // 2}),
+        ("trace", {}),
+    ):
+        ours = lstmkit.LSTM(inp, hidden, backend=BACKEND, **options).to(torch.bfloat16)
+        call = {"return_trace": True} if name == "trace" else {}
+        med = median_times(
+            {"vanilla": train_step(vanilla, x), "lstmkit": train_step(ours, x, **call)}, repeats
+        )
+        print(
+            f"{name:>11}  {med['vanilla'] * 1e3:>10.2f} {med['lstmkit'] * 1e3:>10.2f} "
+            f"{med['lstmkit'] / med['vanilla']:>15.2f}",
+            flush=True,
+        )
 
 
 # ---- variants against plain PyTorch loops ----------------------------------------------------------------

@@ -19,7 +19,8 @@ The peer is the same model written in plain PyTorch: the task's network with eac
 for a torch.nn.LSTM holding the same weights (lengths through pack_padded_sequence, as a torch user
 writes it), the same head, loss, clipping and a fresh optimizer of the same kind and settings. At every
 burst it takes one whole training step on the batch the task just trained on, and so does a copy of the
-task's own network: peer / ours above 1 means lstmkit's training step is the faster.
+task's own network: peer / ours above 1 means lstmkit's training step is the faster. Both in float32
+(`--precision fp32`; benchmarks/bench_precision.py compares bf16 with float32).
 Each task runs several rounds and the median ratio is reported. Sentiment and classify train one network
 (`--members 1`): an ensemble trains its members one after another with the same steps.
 """
@@ -47,7 +48,7 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def task_commands(seconds: float, out: Path) -> dict[str, list[str]]:
     minutes = f"{seconds / 60:.4f}"
-    common = ["--minutes", minutes, "--patience", "0"]
+    common = ["--minutes", minutes, "--patience", "0", "--precision", "fp32"]  # the peer is float32
     return {
         "charlm": [
             "charlm", "train", str(DATA / "tinyshakespeare/input.txt"), "--out", str(out / "charlm"), *common,
