@@ -98,6 +98,9 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
   const bool peephole = w_cf.has_value();
   // Inference without layer norm: each row's whole step in one pass (cell_row), nothing kept but c and m.
   const bool fused = !record && !ln_hh && !ln_c_w;
+  // Inference without recurrent dropout: the products read h_{t-1} where it lies (the output), no h_in copy;
+  // and without a projection or zoneout of h, m is written straight into the output (it is h_t).
+  const bool direct = !record && !mask, m_is_h = !record && !w_hr && !keep_h;
 
   in_parallel(threads, [&](int id, int count) {
     const bool same = std::is_same_v<S, T>;
@@ -117,8 +120,8 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
       const T* kh = keep_h_p ? keep_h_p + t * BP : zeros.data();
 
       const Span panels = share(recurrent.count(), id, count);
-      if (input) input->multiply(n, x_p + t * B * I, I, hh_p, GH, panels);  // x_t W_ih^T
-      recurrent.multiply(n, hin, P, hh_p, GH, panels, input.has_value());  // (+) W_hh h_in
+      if (input) input->multiply(n, x_p + t * B * I, I, hh_p, GH, panels);   // x_t W_ih^T
+      recurrent.multiply(n, direct ? h_prev : hin, P, hh_p, GH, panels, input.has_value());  // (+) W_hh h_in
       barrier();
 
       const Span rows = share(n, id, count);
@@ -126,7 +129,8 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
         T* a = hh_p + b * GH;  // becomes the pre-activations a = x_gates + LN_h(W_hh h_in)
         const T* x = input ? bias_p : xg_p + (t * B + b) * GH;
         const int64_t r = b * H;
-        T* m_t = row_in(pm + r, m_row);
+        S* m_row_s = m_is_h ? out + b * P : pm + r;  // where m goes (P = H when it is h_t)
+        T* m_t = row_in(m_row_s, m_row);
         if (fused) {
           with_flag(coupled, [&](auto coupled_tag) {
             with_flag(peephole, [&](auto peephole_tag) {
@@ -165,8 +169,8 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
             std::memcpy(cp + BH + r, cc + r, H * sizeof(T));        // read as the next step's c_prev (trace)
           }
         }
-        store_row(m_t, pm + r, H);
-        if (!projection) {  // h_t = m + k (h_prev - m)
+        store_row(m_t, m_row_s, H);
+        if (!projection && !m_is_h) {  // h_t = m + k (h_prev - m)
           S* h = out + b * P;
           if (keep_h_p) {
             T* h_t = row_in(h, h_row);
@@ -177,8 +181,8 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
           } else {
             std::memcpy(h, pm + r, P * sizeof(S));
           }
-          if (t + 1 < steps) carry_in(out, hin_next, b, b + 1, 0, P, h_row);
         }
+        if (!projection && !direct && t + 1 < steps) carry_in(out, hin_next, b, b + 1, 0, P, h_row);
       }
       if (projection) {  // h̃ = W_hr m, split by columns of P
         barrier();
@@ -197,7 +201,7 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
           }
           store_row(landed + at, out + at, pcols.end - pcols.begin);
         }
-        if (t + 1 < steps) carry_in(out, hin_next, 0, n, pcols.begin, pcols.end, h_row);
+        if (!direct && t + 1 < steps) carry_in(out, hin_next, 0, n, pcols.begin, pcols.end, h_row);
       }
       barrier();
     }
