@@ -303,9 +303,11 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     sums over T*B rows (a^T b), goes to the kernel's matmul_tn, which transposes the narrower operand
     into a reused buffer. Below PACKED_ROWS rows of a (a one-step call), packing b would cost more than the
     product: torch's. bf16 operands, where the bf16 loops run, give a float32 product (accumulated in
-    float32); a bf16 operand beside a float32 one (the gradients through layer norm) runs in float32."""
+    float32); a float32 operand beside a bf16 one (the gradients through the input's layer norm) joins it
+    in bf16 there, and elsewhere both run in float32."""
     if a.dtype != b.dtype:
-        a, b = a.float(), b.float()
+        bf16 = torch.bfloat16 in (a.dtype, b.dtype) and a.device.type == "cpu" and bf16_loops()
+        a, b = (a.bfloat16(), b.bfloat16()) if bf16 else (a.float(), b.float())
     if a.dtype == torch.bfloat16 and a.device.type == "cpu" and bf16_loops():
         bias = _float32(bias)
         if not traced(a) and a.shape[0] < PACKED_ROWS:

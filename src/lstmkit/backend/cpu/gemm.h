@@ -113,14 +113,29 @@ class Panels {
       for (int64_t p = first; p < last; ++p) {  // read along src's contiguous direction
         const T* from = src + p * kWidth * col_stride;
         T* to = out + p * depth_ * kWidth;
-        if constexpr (kVnni<T>) {  // (k, j) -> (k / 2, j, k % 2)
-          auto at = [&](int64_t k, int64_t j) -> T& { return to[(k / 2) * 2 * kWidth + 2 * j + k % 2]; };
-          if (col_stride == 1) {
-            for (int64_t k = 0; k < K; ++k)
-              for (int64_t j = 0; j < width(p); ++j) at(k, j) = from[k * row_stride + j];
-          } else {
-            for (int64_t j = 0; j < width(p); ++j)
-              for (int64_t k = 0; k < K; ++k) at(k, j) = from[k * row_stride + j * col_stride];
+        if constexpr (kVnni<T>) {  // (k, j) -> (k / 2, j, k % 2), as 16-bit words
+          const auto* in = reinterpret_cast<const uint16_t*>(from);
+          auto* pairs = reinterpret_cast<uint16_t*>(to);
+          const int64_t w = width(p);
+          if (col_stride == 1) {  // two rows at a time, a 32-bit word per column (an odd K's last row
+            for (int64_t k = 0; k < K; k += 2) {  // pairs with zeros)
+              const uint16_t *r0 = in + k * row_stride, *r1 = k + 1 < K ? r0 + row_stride : nullptr;
+              auto* d = reinterpret_cast<uint32_t*>(pairs + k * kWidth);
+              if (r1) {
+                for (int64_t j = 0; j < w; ++j) d[j] = uint32_t(r0[j]) | uint32_t(r1[j]) << 16;
+              } else {
+                for (int64_t j = 0; j < w; ++j) d[j] = uint32_t(r0[j]);
+              }
+            }
+          } else {  // in blocks of kBlock rows that stay in L1
+            constexpr int64_t kBlock = 64;
+            for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+              const int64_t k1 = std::min(K, k0 + kBlock);
+              for (int64_t j = 0; j < w; ++j)
+                for (int64_t k = k0; k < k1; ++k) {
+                  pairs[(k / 2) * 2 * kWidth + 2 * j + k % 2] = in[k * row_stride + j * col_stride];
+                }
+            }
           }
         } else if (col_stride == 1) {
           for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
