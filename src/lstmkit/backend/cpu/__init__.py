@@ -331,17 +331,21 @@ def kernel_layer_norm(x: Tensor, gain: Tensor, bias: Tensor | None) -> tuple[Ten
 
 
 def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
-    """functional.torch_layer_norm_backward in the kernel."""
-    dy, gain = dy.to(x.dtype), gain.to(x.dtype)  # (bf16 gradients and weights, float32 x)
+    """functional.torch_layer_norm_backward in the kernel. bf16 gradients (the bf16 loops' da) are taken in
+    x's float32 and dx given back in bf16, once, for the products it feeds."""
+    given = dy.dtype
+    dy, gain = dy.to(x.dtype), gain.to(x.dtype)
     if not _compiled(dy):
-        return torch_layer_norm_backward(dy, x, stats, gain)
-    return ops.call(
-        "layer_norm_backward",
-        dy=dy.contiguous(),
-        x=x.contiguous(),
-        stats=stats.contiguous(),
-        gain=gain.contiguous(),
-    )
+        dx, dgain = torch_layer_norm_backward(dy, x, stats, gain)
+    else:
+        dx, dgain = ops.call(
+            "layer_norm_backward",
+            dy=dy.contiguous(),
+            x=x.contiguous(),
+            stats=stats.contiguous(),
+            gain=gain.contiguous(),
+        )
+    return dx.to(given), dgain
 
 
 def prepare_step(layers: list[GateWeights]) -> list | None:
