@@ -165,10 +165,11 @@ def test_bf16_without_bf16_products_runs_the_float32_loops_on_copies(monkeypatch
 @needs_bf16
 @pytest.mark.parametrize("inner", [64, 33])
 def test_bf16_products_land_in_float32(inner):
-    """The kernel's bf16 matrix product at an even and an odd inner size, and a^T b for a transposed in
-    memory (the weight gradients' sums over T*B rows): float32, within float32 rounding of the float64
-    product of the same bf16 operands (no bf16 rounding of the result). Below 64 rows (a one-step call's
-    input projection) torch's bf16 product runs: within bf16's rounding, in float32 too."""
+    """The kernel's bf16 matrix product at an even and an odd inner size, with b as it lies or as a
+    transposed view (packed either way), and a^T b for a transposed in memory (the weight gradients' sums
+    over T*B rows): float32, within float32 rounding of the float64 product of the same bf16 operands (no
+    bf16 rounding of the result). Below 64 rows (a one-step call's input projection) torch's bf16 product
+    runs: within bf16's rounding, in float32 too."""
     torch.manual_seed(0)
     a, b = torch.randn(200, inner).bfloat16(), torch.randn(inner, 48).bfloat16()
     bias = torch.randn(48)
@@ -176,6 +177,8 @@ def test_bf16_products_land_in_float32(inner):
     assert product.dtype == torch.float32
     expected = a.double() @ b.double() + bias.double()
     torch.testing.assert_close(product.double(), expected, rtol=1e-5, atol=1e-5)
+    weight = b.t().contiguous()  # b as a weight's transpose (the input projection's W_ih^T)
+    torch.testing.assert_close(cpu.kernel_matmul(a, weight.t(), bias), product, rtol=0, atol=0)
     k_rows = torch.randn(200, 96).bfloat16()
     gradient = cpu.kernel_matmul(k_rows.t(), a)  # (96, 200) @ (200, inner)
     assert gradient.dtype == torch.float32

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "buffer_pool.h"
@@ -127,15 +128,23 @@ class Panels {
                 for (int64_t j = 0; j < w; ++j) d[j] = uint32_t(r0[j]);
               }
             }
-          } else {  // in blocks of kBlock rows that stay in L1
-            constexpr int64_t kBlock = 64;
-            for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
-              const int64_t k1 = std::min(K, k0 + kBlock);
+          } else if (row_stride == 1) {  // a transpose: a pair (k, k + 1) of column j is one 32-bit word of
+            constexpr int64_t kBlock = 32;  // the source; in blocks of kBlock pairs that stay in L1
+            auto* d = reinterpret_cast<uint32_t*>(pairs);
+            const int64_t whole = K / 2;
+            for (int64_t q0 = 0; q0 < whole; q0 += kBlock) {
+              const int64_t q1 = std::min(whole, q0 + kBlock);
               for (int64_t j = 0; j < w; ++j)
-                for (int64_t k = k0; k < k1; ++k) {
-                  pairs[(k / 2) * 2 * kWidth + 2 * j + k % 2] = in[k * row_stride + j * col_stride];
-                }
+                for (int64_t q = q0; q < q1; ++q) std::memcpy(d + q * kWidth + j, in + j * col_stride + 2 * q, 4);
             }
+            if (K % 2) {  // the last row, beside the zero row
+              for (int64_t j = 0; j < w; ++j) pairs[(K - 1) * kWidth + 2 * j] = in[j * col_stride + K - 1];
+            }
+          } else {
+            for (int64_t j = 0; j < w; ++j)
+              for (int64_t k = 0; k < K; ++k) {
+                pairs[(k / 2) * 2 * kWidth + 2 * j + k % 2] = in[k * row_stride + j * col_stride];
+              }
           }
         } else if (col_stride == 1) {
           for (int64_t k = 0; k < K; ++k) std::copy_n(from + k * row_stride, width(p), to + k * kWidth);
