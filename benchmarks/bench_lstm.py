@@ -16,6 +16,7 @@ bf16 table's TFLOP/s next to a large bf16 torch.mm's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import statistics
 import time
@@ -200,7 +201,61 @@ def bf16_grid(repeats: int, quick: bool) -> None:
     for mode, values in ratios.items():
         mean = statistics.geometric_mean(values)
         print(f"bf16 {mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+    bf16_accuracy()
     bf16_variants(repeats)
+
+
+def bf16_accuracy() -> None:
+    """Each contender's bf16 error against float64 on the same bf16 weights and input: the largest
+    relative error (to each tensor's largest magnitude) over the output, and over every gradient. Beside
+    lstmkit's bf16 loops: its float32 loops on float32 copies of the same bf16 module (bf16 only where the
+    module's input and output are), which shows how much the network itself amplifies bf16's rounding."""
+    steps, batch, inp, hidden = SHAPES[0]
+    print(
+        f"\n## bf16 accuracy against float64, T={steps} B={batch} input={inp} hidden={hidden}, training mode"
+    )
+    print(
+        f"{'variant':>11}  {'lstmkit out':>11} {'grads':>8}  {'float32 loops out':>17} {'grads':>8}  "
+        f"{'torch out':>9} {'grads':>8}"
+    )
+    x = torch.randn(steps, batch, inp).bfloat16()
+    for name, options in (
+        ("vanilla", {}),
+        ("projection", {"proj_size": hidden // 2}),
+        ("peephole", {"peephole": True}),
+        ("layer_norm", {"layer_norm": True}),
+    ):
+        torch.manual_seed(0)
+        ours = lstmkit.LSTM(inp, hidden, backend=BACKEND, **options).to(torch.bfloat16)
+        reference = lstmkit.LSTM(inp, hidden, backend="reference", dtype=torch.float64, **options)
+        reference.load_state_dict({k: v.double() for k, v in ours.state_dict().items()})
+        expected = outputs_and_grads(reference, x.double())
+        errors = [relative_errors(outputs_and_grads(ours, x), expected)]
+        with float32_loops():
+            errors.append(relative_errors(outputs_and_grads(ours, x), expected))
+        if "proj_size" in options or not options:  # the options torch.nn.LSTM has
+            theirs = torch.nn.LSTM(inp, hidden, **options).to(torch.bfloat16)
+            theirs.load_state_dict(ours.state_dict())
+            errors.append(relative_errors(outputs_and_grads(theirs, x), expected))
+        widths = [(11, 8), (17, 8), (9, 8)]
+        cells = [f"{e[0]:>{a}.2e} {max(e[1:]):>{b}.2e}" for e, (a, b) in zip(errors, widths)]
+        print(f"{name:>11}  {'  '.join(cells)}", flush=True)
+
+
+@contextlib.contextmanager
+def float32_loops():
+    """bf16 modules on lstmkit's float32 loops (float32 copies), as on a CPU without bf16 products."""
+    saved = list(cpu._BF16_PRODUCTS)
+    cpu._BF16_PRODUCTS[:] = [False]
+    try:
+        yield
+    finally:
+        cpu._BF16_PRODUCTS[:] = saved
+
+
+def relative_errors(actual: list[torch.Tensor], expected: list[torch.Tensor]) -> list[float]:
+    pairs = zip(actual, expected)
+    return [((a.double() - e).abs().max() / e.abs().max().clamp_min(1e-30)).item() for a, e in pairs]
 
 
 def bf16_variants(repeats: int) -> None:
