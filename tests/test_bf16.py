@@ -202,3 +202,40 @@ def test_bf16_module_compiles_fullgraph_and_matches_eager():
     actual = run(compiled, x)
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, rtol=0, atol=0)
+
+
+@needs_bf16
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"proj_size": 8}, {"peephole": True, "coupled_gates": True}, {"zoneout": 0.2}],
+    ids=["vanilla", "projection", "peephole+coupled", "zoneout"],
+)
+def test_bf16_streaming_runs_the_step_kernel_with_a_float32_cell(options):
+    """A bf16 module's step runs the step kernel (bf16 products on VNNI-packed weights) with the cell in
+    float32 from step to step: 200 steps within 1e-2 of the float64 sequence on the same bf16 weights and
+    input, c in float32 throughout; a bf16 c is taken too, and forward takes the float32 one."""
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(6, 16, 2, **options).eval().to(torch.bfloat16)
+    reference = lstmkit.LSTM(6, 16, 2, **options, backend="reference", dtype=torch.float64).eval()
+    reference.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
+    xs = torch.randn(200, 3, 6).bfloat16()
+    with torch.no_grad():
+        expected, (_, expected_c) = reference(xs.double())
+        state = lstm.initial_state(3)
+        assert state[0].dtype == torch.bfloat16 and state[1].dtype == torch.float32
+        assert lstm._one_step(xs[0], state) is not None  # the step kernel takes it
+        outputs = []
+        for x in xs:
+            y, state = lstm.step(x, state)
+            outputs.append(y)
+        h, c = state
+    assert y.dtype == h.dtype == torch.bfloat16 and c.dtype == torch.float32
+    errors = relative_errors([torch.stack(outputs).double(), c.double()], [expected, expected_c])
+    assert max(errors) < 1e-2, errors
+    with torch.no_grad():
+        y_bf16_cell, (_, c_next) = lstm.step(xs[0], (h, c.bfloat16()))
+        y_float_cell, _ = lstm.step(xs[0], (h, c))
+        assert c_next.dtype == torch.float32
+        torch.testing.assert_close(y_bf16_cell.float(), y_float_cell.float(), rtol=0, atol=2e-2)
+        out, (_, c_n) = lstm(xs[:5], (h, c))  # forward: the float32 cell taken, given back in bf16
+    assert out.dtype == c_n.dtype == torch.bfloat16

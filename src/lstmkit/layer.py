@@ -17,6 +17,12 @@ from lstmkit.trace import GateTrace
 from lstmkit.validation import check_input, check_lengths, check_like, check_shape, traced
 
 
+def step_cell(x: Tensor) -> torch.dtype:
+    """The dtype ``LSTM.step`` carries the cell state c in for input x: float32 for bf16 (rounded to bf16
+    every step, the long sum would lose its small increments), else x's."""
+    return torch.float32 if x.dtype == torch.bfloat16 else x.dtype
+
+
 def autocast_dtype(x) -> torch.dtype | None:
     """The dtype torch.autocast runs the LSTM in on x's device, or None where autocast is off there."""
     data = x.data if isinstance(x, PackedSequence) else x
@@ -197,8 +203,8 @@ class LSTM(nn.Module):
             one_step = self._one_step(x[0], (h0, c0))  # a one-step call: the streaming kernel, all layers
         if one_step is not None:
             path, prepared = one_step
-            h_n, c_n = path.run(x[0], h0, c0, prepared, self.variant.zoneouts)
-            output, trace = h_n[-1:], None  # (1, B, P)
+            h_n, c_n = path.run(x[0], h0, c0.to(step_cell(x)), prepared, self.variant.zoneouts)
+            output, trace, c_n = h_n[-1:], None, c_n.to(c0.dtype)  # (1, B, P)
         elif onnx_export.exporting():
             onnx_export.check_exportable(self, return_trace)
             output, h_n, c_n = onnx_export.run_layers(self, x, h0, c0, lengths, self._layer_values)
@@ -221,12 +227,13 @@ class LSTM(nn.Module):
         return (output, (h_n, c_n), trace) if return_trace else (output, (h_n, c_n))
 
     def initial_state(self, batch_size: int | None = None) -> tuple[Tensor, Tensor]:
-        """Zero state for ``step``: h (L, B, P) and c (L, B, H), or (L, P), (L, H) without a batch size."""
+        """Zero state for ``step``: h (L, B, P) and c (L, B, H), or (L, P), (L, H) without a batch size; c in
+        float32 for a bf16 module (``step`` keeps the cell, a long sum, in float32)."""
         w = self.weight_ih_l0
         batch = () if batch_size is None else (batch_size,)
         return (
             w.new_zeros(self.num_layers, *batch, self.output_size),
-            w.new_zeros(self.num_layers, *batch, self.hidden_size),
+            w.new_zeros(self.num_layers, *batch, self.hidden_size, dtype=step_cell(w)),
         )
 
     def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -237,7 +244,8 @@ class LSTM(nn.Module):
         one-step path that takes x and these layers (the cpu backend's kernel: on the CPU, without layer
         norm), every layer runs in one call whenever no gradient is needed and nothing random is drawn,
         in training mode too; otherwise this is ``forward`` on a one-step sequence (gradients, dropout or
-        zoneout in training, layer norm)."""
+        zoneout in training, layer norm). A bf16 module's state carries c in float32 (``initial_state``), so
+        that the cell keeps its precision from step to step; c in bf16 is taken too."""
         if self.bidirectional:
             raise ValueError("LSTM.step: a bidirectional LSTM needs the whole sequence; call the module")
         check_input("LSTM.step", x, self.input_size, (1, 2), self.weight_ih_l0)
@@ -246,15 +254,16 @@ class LSTM(nn.Module):
             raise ValueError(f"LSTM.step: state must be (h, c) from initial_state(), got {got}")
         batched = x.dim() == 2
         one_step = self._one_step(x, state)
+        cell = step_cell(x)
         if one_step is not None:
             path, prepared = one_step
-            h, c = self._initial_state(tuple(state), x.shape[0] if batched else 1, batched, x)
+            h, c = self._initial_state(tuple(state), x.shape[0] if batched else 1, batched, x, cell=cell)
             h, c = path.run(x if batched else x[None], h, c, prepared, self.variant.zoneouts)
             h, c = (h, c) if batched else (h[:, 0], c[:, 0])
             return h[-1], (h, c)
         time_axis = 1 if self.batch_first and batched else 0
-        output, state = self.forward(x.unsqueeze(time_axis), state)
-        return output.squeeze(time_axis), state
+        output, (h, c) = self.forward(x.unsqueeze(time_axis), state)
+        return output.squeeze(time_axis), (h, c.to(cell))
 
     def _one_step(self, x: Tensor, state) -> tuple[StepPath, object] | None:
         """The backend's one-step path and its weights for these layers, where ``step`` takes it: when no
@@ -288,18 +297,27 @@ class LSTM(nn.Module):
             self._step_weights_cache = (key, path.prepare(layers))
         return self._step_weights_cache[1]
 
-    def _initial_state(self, hx, batch: int, batched: bool, x: Tensor) -> tuple[Tensor, Tensor]:
-        """h_0 (L*D, B, P) and c_0 (L*D, B, H): zeros, or hx checked against those shapes."""
+    def _initial_state(
+        self, hx, batch: int, batched: bool, x: Tensor, cell: torch.dtype | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """h_0 (L*D, B, P) and c_0 (L*D, B, H): zeros, or hx checked against those shapes. c_0 comes back in
+        ``cell`` (x's dtype by default); with bf16 x it may be given in float32 too (``step``'s cell)."""
         stack = self.num_layers * self.num_directions
+        cell = x.dtype if cell is None else cell
         if hx is None:
-            return x.new_zeros(stack, batch, self.output_size), x.new_zeros(stack, batch, self.hidden_size)
+            zeros = x.new_zeros(stack, batch, self.output_size)
+            return zeros, x.new_zeros(stack, batch, self.hidden_size, dtype=cell)
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        h, c = hx
+        if isinstance(c, Tensor) and x.dtype == torch.bfloat16 and c.dtype == torch.float32:
+            c = c.to(x.dtype)  # (checked as x's dtype, then given in cell's)
         sizes = (self.output_size, self.hidden_size)
-        for name, t, size in zip(("h_0", "c_0"), hx, sizes):
+        for name, t, size in zip(("h_0", "c_0"), (h, c), sizes):
             check_like("LSTM", name, t, x)  # x has the parameters' dtype and device, or autocast's dtype
             check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
-        return tuple(t if batched else t.unsqueeze(1) for t in hx)
+        c = hx[1] if isinstance(hx[1], Tensor) and hx[1].dtype == cell else c.to(cell)
+        return tuple(t if batched else t.unsqueeze(1) for t in (h, c))
 
     def _layer_values(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None):
         """One layer's output (T, B, D*P), h_n and c_n (D, B, P/H) (see onnx_export.run_layers)."""

@@ -17,7 +17,8 @@ its layers, and otherwise runs ``run`` on a one-step sequence.
         layers (a variant it lacks); the layer keeps it until a parameter changes.
     takes(x) -> bool: whether the path runs this input (its device and dtype).
     run(x (B, I), h (L, B, P), c (L, B, H), prepared, zoneouts (zoneout_c, zoneout_h)) -> the new h, c:
-        zoneout as its expectation (as in eval()), equal to the backend's ``run`` over that one step.
+        zoneout as its expectation (as in eval()), equal to the backend's ``run`` over that one step. c is
+        in x's dtype, and in float32 for bf16 x (``LSTM.step`` keeps a bf16 cell in float32).
 Optional backends register only when they import (or build) on this machine.
 """
 

@@ -348,14 +348,31 @@ def kernel_layer_norm_backward(dy: Tensor, x: Tensor, stats: Tensor, gain: Tenso
     return dx.to(given), dgain
 
 
+def vnni_pairs(t: Tensor) -> Tensor:
+    """A bf16 matrix (K, N), K even, in the VNNI layout of the bf16 products: (K/2, N, 2), rows k and k+1 of
+    each column side by side."""
+    rows, columns = t.shape
+    return t.reshape(rows // 2, 2, columns).transpose(1, 2).contiguous()
+
+
 def prepare_step(layers: list[GateWeights]) -> list | None:
     """The step kernel's weights, a StepLayer per layer: [W_ih W_hh]^T, b_ih + b_hh, W_hr^T, the peepholes;
-    None with layer norm, which the step kernel does not run."""
+    None with layer norm, which the step kernel does not run. bf16 weights (where the bf16 loops run and
+    I + P and H are even, else None: the sequence path runs the step): the products' weights in VNNI
+    pairs, the rest float32."""
     if any(w.ln_weight_hh is not None for w in layers):
         return None
+    bf16 = layers[0].weight_hh.dtype == torch.bfloat16
+    if bf16 and any(loop_kind(w, w.weight_hh) != "bf16" or w.weight_ih.shape[1] % 2 for w in layers):
+        return None
 
-    def prepared(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t.detach().contiguous()
+    def prepared(t: Tensor | None, product: bool = False) -> Tensor | None:
+        if t is None:
+            return None
+        t = t.detach()
+        if bf16:
+            return vnni_pairs(t) if product else t.float().contiguous()
+        return t.contiguous()
 
     steps = []
     for w in layers:
@@ -363,9 +380,9 @@ def prepare_step(layers: list[GateWeights]) -> list | None:
         w_cat_t = torch.cat([w.weight_ih, w.weight_hh], dim=1).t()  # (I + P, G*H)
         steps.append(
             kernel().StepLayer(
-                w_cat_t=prepared(w_cat_t),
+                w_cat_t=prepared(w_cat_t, product=True),
                 bias=prepared(gate_bias(w)),
-                w_hr_t=prepared(w_hr_t),
+                w_hr_t=prepared(w_hr_t, product=True),
                 w_ci=prepared(w.weight_ci),
                 w_cf=prepared(w.weight_cf),
                 w_co=prepared(w.weight_co),
@@ -374,8 +391,14 @@ def prepare_step(layers: list[GateWeights]) -> list | None:
     return steps
 
 
+def takes_step(x: Tensor) -> bool:
+    """Whether the step kernel takes x: float32 or float64 on the CPU, or bf16 where the bf16 loops run."""
+    return _compiled(x) or (x.dtype == torch.bfloat16 and x.device.type == "cpu" and bf16_loops())
+
+
 def kernel_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):
-    """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c."""
+    """One step of every layer in the kernel: x (B, I), h (L, B, P), c (L, B, H) -> new h, c (bf16 x: c in
+    float32, see lstmkit.backend.registry)."""
     zoneout_c, zoneout_h = zoneout
     return kernel().step(
         x=x.contiguous(),
@@ -401,6 +424,6 @@ register(
         summary="the hand-BPTT loops compiled: fused gates, GEMM per step, ragged batches",
         is_available=lambda: kernel() is not None,
         ragged=True,
-        step=StepPath(prepare_step, _compiled, kernel_step),
+        step=StepPath(prepare_step, takes_step, kernel_step),
     )
 )

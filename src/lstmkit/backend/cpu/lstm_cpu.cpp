@@ -97,8 +97,13 @@ std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Ten
   TORCH_CHECK(x.dim() == 2 && h.dim() == 3 && c.dim() == 3 && x.size(0) == h.size(1), "step: shapes");
   TORCH_CHECK(static_cast<int64_t>(layers.size()) == h.size(0), "step: one StepLayer per layer");
   std::tuple<Tensor, Tensor> result;
+  if (x.scalar_type() == at::kBFloat16) {  // bf16 x, h and weights (VNNI pairs), float32 c
+    TORCH_CHECK(has_bf16_products(), "step: this CPU has no bf16 products (AVX512-BF16 or AMX)");
+    TORCH_CHECK(h.scalar_type() == at::kBFloat16 && c.scalar_type() == at::kFloat, "step: bf16 h, float32 c");
+    return step_impl<float, BF16>(x, h, c, layers, zoneout_c, zoneout_h);
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_step", [&] {
-    result = step_impl<scalar_t>(x, h, c, layers, zoneout_c, zoneout_h);
+    result = step_impl<scalar_t, scalar_t>(x, h, c, layers, zoneout_c, zoneout_h);
   });
   return result;
 }

@@ -37,7 +37,8 @@
 //          lstmkit.functional.StepCache and StepGrads: the module exports the names (step_cache_fields(),
 //          step_grads_fields()) and the Python side refuses a build whose names or order differ.
 // step(x (B,I), h (L,B,P), c (L,B,H), layers: a StepLayer per layer, zoneout_c, zoneout_h) -> (h, c): one
-//          step of every layer at once, inference (streaming; see step.h).
+//          step of every layer at once, inference (streaming; see step.h). bf16 x: h bf16, c float32, and
+//          each StepLayer's w_cat_t and w_hr_t in VNNI pairs, (K/2, G*H, 2) and (H/2, P, 2), K = I + P even.
 // matmul(a (M,K), b (K,N), bias (N)?) -> a·b + bias; matmul_tn(a (K,M), b (K,N)) -> a^T·b; tiled over
 //          ATen's threads, b of any strides.
 // layer_norm(x (N,n), gain (n), bias (n)?) -> (y, stats (N,2) = (mean, rstd));
@@ -87,7 +88,7 @@ struct StepGrads {
 
 // One layer's weights for step, prepared once from its parameters (lstmkit.backend.cpu.prepare_step).
 struct StepLayer {
-  Tensor w_cat_t;              // ((I_l + P), G*H) = [W_ih W_hh]^T
+  Tensor w_cat_t;              // ((I_l + P), G*H) = [W_ih W_hh]^T (bf16: in VNNI pairs of rows)
   OptTensor bias;              // (G*H)? = b_ih + b_hh
   OptTensor w_hr_t;            // (H, P)? projection, transposed
   OptTensor w_ci, w_cf, w_co;  // (H)? peepholes
