@@ -3,6 +3,9 @@ the float32 loops on float32 copies where the CPU has no bf16 products or a size
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import loss_of, torch_twin
@@ -239,3 +242,23 @@ def test_bf16_streaming_runs_the_step_kernel_with_a_float32_cell(options):
         torch.testing.assert_close(y_bf16_cell.float(), y_float_cell.float(), rtol=0, atol=2e-2)
         out, (_, c_n) = lstm(xs[:5], (h, c))  # forward: the float32 cell taken, given back in bf16
     assert out.dtype == c_n.dtype == torch.bfloat16
+
+
+INTERLEAVED = """
+import torch, lstmkit
+cell, lstm = torch.nn.LSTMCell(256, 256).bfloat16(), lstmkit.LSTM(256, 256, 2).eval().bfloat16()
+with torch.no_grad():
+    state = lstm.initial_state(1)
+    for _ in range(3):
+        y, state = lstm.step(torch.randn(1, 256).bfloat16(), state)
+        cell(torch.randn(1, 256).bfloat16())
+"""
+
+
+@needs_bf16
+def test_bf16_kernels_between_torch_bf16_products_run():
+    """torch's own bf16 products (oneDNN, AMX tiles at these sizes) between the kernel's: each of the
+    kernel's calls hands the tile state back, so the next finds it configured (else the CPU stops the
+    process with an illegal instruction; hence a process of its own here)."""
+    done = subprocess.run([sys.executable, "-c", INTERLEAVED], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

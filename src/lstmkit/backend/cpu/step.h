@@ -89,6 +89,7 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
     input = h_new;
     input_size = P;
   }
+  release_tiles<S>();  // (the bf16 products' AMX state: torch's own bf16 products may reset it before our next)
   return {h_out, c_out};
 }
 
