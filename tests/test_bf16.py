@@ -262,3 +262,29 @@ def test_bf16_kernels_between_torch_bf16_products_run():
     process with an illegal instruction; hence a process of its own here)."""
     done = subprocess.run([sys.executable, "-c", INTERLEAVED], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@needs_bf16
+@pytest.mark.parametrize("options", [{}, {"proj_size": 128}], ids=["vanilla", "projection"])
+def test_bf16_streaming_split_over_two_threads_matches_the_float64_sequence(options):
+    """Large enough (2 x 256 units at B=1) for the bf16 step to split its units over two threads: 50
+    steps within 1e-2 of the float64 sequence on the same bf16 weights and input."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        lstm = lstmkit.LSTM(256, 256, 2, **options).eval().to(torch.bfloat16)
+        reference = lstmkit.LSTM(256, 256, 2, **options, backend="reference", dtype=torch.float64).eval()
+        reference.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
+        xs = torch.randn(50, 1, 256).bfloat16()
+        with torch.no_grad():
+            expected, (_, expected_c) = reference(xs.double())
+            state = lstm.initial_state(1)
+            outputs = []
+            for x in xs:
+                y, state = lstm.step(x, state)
+                outputs.append(y)
+    finally:
+        torch.set_num_threads(threads)
+    errors = relative_errors([torch.stack(outputs).double(), state[1].double()], [expected, expected_c])
+    assert max(errors) < 1e-2, errors

@@ -135,7 +135,7 @@ ForwardResult forward_impl(const Tensor& x_gates, const Tensor& h0, const Tensor
           with_flag(coupled, [&](auto coupled_tag) {
             with_flag(peephole, [&](auto peephole_tag) {
               with_flag(keep_c_p != nullptr, [&](auto keep_tag) {
-                cell_row<T>(coupled_tag, peephole_tag, keep_tag, a, x, w_ci_p, w_cf_p, w_co_p, kc + r, H, cc + r,
+                cell_row<T>(coupled_tag, peephole_tag, keep_tag, a, x, w_ci_p, w_cf_p, w_co_p, kc + r, H, H, cc + r,
                             m_t);
               });
             });

@@ -87,23 +87,25 @@ void output_row(std::bool_constant<Peephole>, std::bool_constant<Keep>, const T*
   }
 }
 
-// The whole step of one row in one pass, keeping nothing (inference without layer norm): the
-// pre-activations a + x (the GEMM's product and the input's share), then c (c_prev in, c_t out) and m.
+// The whole step of `units` units of one row in one pass, keeping nothing (inference without layer norm):
+// the pre-activations a + x (the product and the input's share, or the bias; each gate `stride` apart: H in
+// a row of G*H), then c (c_prev in, c_t out) and m.
 template <typename T, bool Coupled, bool Peephole, bool Keep>
 void cell_row(std::bool_constant<Coupled>, std::bool_constant<Peephole>, std::bool_constant<Keep>,
               const T* __restrict a, const T* __restrict x, const T* __restrict w_ci, const T* __restrict w_cf,
-              const T* __restrict w_co, const T* __restrict keep_c, int64_t H, T* __restrict c,
-              T* __restrict m_out) {
+              const T* __restrict w_co, const T* __restrict keep_c, int64_t units, int64_t stride,
+              T* __restrict c, T* __restrict m_out) {
   constexpr int64_t G = Coupled ? 3 : 4;
-  const T* a_f = Coupled ? a : a + H;  // the gates' rows: i (absent when coupled), f, g, o
-  const T* x_f = Coupled ? x : x + H;
+  const T* a_f = Coupled ? a : a + stride;  // the gates' rows: i (absent when coupled), f, g, o
+  const T* x_f = Coupled ? x : x + stride;
+  const T *a_o = a + (G - 1) * stride, *x_o = x + (G - 1) * stride;
 #pragma omp simd
-  for (int64_t j = 0; j < H; ++j) {
+  for (int64_t j = 0; j < units; ++j) {
     const T c_prev = c[j];
     const T a_i = Coupled ? T(0) : a[j] + x[j];
-    const Gates<T> u = gates_at<Coupled, Peephole>(a_i, a_f[j] + x_f[j], a_f[H + j] + x_f[H + j], c_prev, w_ci[j],
-                                                   w_cf[j]);
-    const T o = output_gate<Peephole>(a[(G - 1) * H + j] + x[(G - 1) * H + j], u.c_new, w_co[j]);
+    const Gates<T> u = gates_at<Coupled, Peephole>(a_i, a_f[j] + x_f[j], a_f[stride + j] + x_f[stride + j], c_prev,
+                                                   w_ci[j], w_cf[j]);
+    const T o = output_gate<Peephole>(a_o[j] + x_o[j], u.c_new, w_co[j]);
     m_out[j] = o * fast_tanh(u.c_new);
     c[j] = kept<Keep>(u.c_new, keep_c[j], c_prev);
   }
