@@ -140,9 +140,14 @@ def grid(repeats: int, quick: bool, peak: float) -> None:
                 f"{gflops:>8.1f} {100 * gflops / peak:>6.0f}%",
                 flush=True,
             )
+    print_means(ratios)
+
+
+def print_means(ratios: dict[str, list[float]], prefix: str = "") -> None:
+    """Each mode's geometric mean of torch/lstmkit over the rows, and its lowest."""
     for mode, values in ratios.items():
         mean = statistics.geometric_mean(values)
-        print(f"{mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+        print(f"{prefix}{mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
 
 
 # ---- the grid in bf16 -------------------------------------------------------------------------------------
@@ -198,9 +203,7 @@ def bf16_grid(repeats: int, quick: bool) -> None:
                 f"{med['lstmkit'] * 1e3:>10.2f} {ratio:>13.2f}  {tflops:>7.2f} {100 * tflops / peak:>5.0f}%",
                 flush=True,
             )
-    for mode, values in ratios.items():
-        mean = statistics.geometric_mean(values)
-        print(f"bf16 {mode}: geometric mean torch/lstmkit {mean:.2f}, lowest {min(values):.2f}")
+    print_means(ratios, "bf16 ")
     bf16_accuracy()
     bf16_variants(repeats)
 

@@ -207,6 +207,27 @@ def test_bf16_module_compiles_fullgraph_and_matches_eager():
         torch.testing.assert_close(a, e, rtol=0, atol=0)
 
 
+def stream(sizes: tuple[int, int, int], options: dict, steps: int, batch: int):
+    """A bf16 module (input, hidden, layers SIZES) stepped through random bf16 input from its
+    initial_state, and the float64 sequence on the same weights: (outputs, state, expected, expected_c)."""
+    inputs, hidden, layers = sizes
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(inputs, hidden, layers, **options).eval().to(torch.bfloat16)
+    reference = lstmkit.LSTM(inputs, hidden, layers, **options, backend="reference", dtype=torch.float64)
+    reference.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
+    xs = torch.randn(steps, batch, inputs).bfloat16()
+    with torch.no_grad():
+        expected, (_, expected_c) = reference.eval()(xs.double())
+        state = lstm.initial_state(batch)
+        assert state[0].dtype == torch.bfloat16 and state[1].dtype == torch.float32
+        assert lstm._one_step(xs[0], state) is not None  # the step kernel takes it
+        outputs = []
+        for x in xs:
+            y, state = lstm.step(x, state)
+            outputs.append(y)
+    return lstm, xs, torch.stack(outputs), state, expected, expected_c
+
+
 @needs_bf16
 @pytest.mark.parametrize(
     "options",
@@ -217,23 +238,9 @@ def test_bf16_streaming_runs_the_step_kernel_with_a_float32_cell(options):
     """A bf16 module's step runs the step kernel (bf16 products on VNNI-packed weights) with the cell in
     float32 from step to step: 200 steps within 1e-2 of the float64 sequence on the same bf16 weights and
     input, c in float32 throughout; a bf16 c is taken too, and forward takes the float32 one."""
-    torch.manual_seed(0)
-    lstm = lstmkit.LSTM(6, 16, 2, **options).eval().to(torch.bfloat16)
-    reference = lstmkit.LSTM(6, 16, 2, **options, backend="reference", dtype=torch.float64).eval()
-    reference.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
-    xs = torch.randn(200, 3, 6).bfloat16()
-    with torch.no_grad():
-        expected, (_, expected_c) = reference(xs.double())
-        state = lstm.initial_state(3)
-        assert state[0].dtype == torch.bfloat16 and state[1].dtype == torch.float32
-        assert lstm._one_step(xs[0], state) is not None  # the step kernel takes it
-        outputs = []
-        for x in xs:
-            y, state = lstm.step(x, state)
-            outputs.append(y)
-        h, c = state
-    assert y.dtype == h.dtype == torch.bfloat16 and c.dtype == torch.float32
-    errors = relative_errors([torch.stack(outputs).double(), c.double()], [expected, expected_c])
+    lstm, xs, outputs, (h, c), expected, expected_c = stream((6, 16, 2), options, steps=200, batch=3)
+    assert outputs.dtype == h.dtype == torch.bfloat16 and c.dtype == torch.float32
+    errors = relative_errors([outputs.double(), c.double()], [expected, expected_c])
     assert max(errors) < 1e-2, errors
     with torch.no_grad():
         y_bf16_cell, (_, c_next) = lstm.step(xs[0], (h, c.bfloat16()))
@@ -272,19 +279,8 @@ def test_bf16_streaming_split_over_two_threads_matches_the_float64_sequence(opti
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        torch.manual_seed(0)
-        lstm = lstmkit.LSTM(256, 256, 2, **options).eval().to(torch.bfloat16)
-        reference = lstmkit.LSTM(256, 256, 2, **options, backend="reference", dtype=torch.float64).eval()
-        reference.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
-        xs = torch.randn(50, 1, 256).bfloat16()
-        with torch.no_grad():
-            expected, (_, expected_c) = reference(xs.double())
-            state = lstm.initial_state(1)
-            outputs = []
-            for x in xs:
-                y, state = lstm.step(x, state)
-                outputs.append(y)
+        _, _, outputs, (_, c), expected, expected_c = stream((256, 256, 2), options, steps=50, batch=1)
     finally:
         torch.set_num_threads(threads)
-    errors = relative_errors([torch.stack(outputs).double(), state[1].double()], [expected, expected_c])
+    errors = relative_errors([outputs.double(), c.double()], [expected, expected_c])
     assert max(errors) < 1e-2, errors
