@@ -35,9 +35,9 @@ BF16_FROM_UNITS = 128  # auto takes bf16 from this LSTM size: below it the casts
 
 
 def training_precision(precision: str, model: nn.Module) -> str:
-    """ "bf16" or "fp32" for PRECISION ("auto", "fp32", "bf16") and this model (see TrainConfig.precision):
-    auto is bf16 where the model's LSTMs, all of BF16_FROM_UNITS units or more, run lstmkit's bf16 loops
-    (a CPU with bf16 products); fp32 elsewhere, and for a model with no lstmkit.LSTM."""
+    """The training steps' precision, "bf16" or "fp32", for PRECISION ("auto", "fp32", "bf16") and this
+    model (see TrainConfig.precision): auto is bf16 where the model's LSTMs, all of BF16_FROM_UNITS units or
+    more, run lstmkit's bf16 loops (a CPU with bf16 products); fp32 elsewhere, and without an lstmkit.LSTM."""
     if precision != "auto":
         return precision
     from lstmkit.backend import cpu
