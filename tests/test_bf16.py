@@ -284,3 +284,24 @@ def test_bf16_streaming_split_over_two_threads_matches_the_float64_sequence(opti
         torch.set_num_threads(threads)
     errors = relative_errors([outputs.double(), c.double()], [expected, expected_c])
     assert max(errors) < 1e-2, errors
+
+
+@needs_bf16
+def test_autocast_weight_gradients_come_back_in_float32_unrounded():
+    """Under torch.autocast the kernel casts the float32 master weights itself: their gradients are the
+    float32 sums of the products, not rounded to bf16 first (values bf16 cannot hold), and agree with the
+    bf16 module's gradients within bf16's rounding."""
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(16, 32, peephole=True)
+    x = torch.randn(20, 8, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = lstm(x)
+    out.float().square().sum().backward()
+    bf16 = lstmkit.LSTM(16, 32, peephole=True).to(torch.bfloat16)
+    bf16.load_state_dict(lstm.state_dict())
+    bf16(x.bfloat16())[0].float().square().sum().backward()
+    for (name, p), q in zip(lstm.named_parameters(), bf16.parameters()):
+        assert p.grad.dtype == torch.float32
+        assert not torch.equal(p.grad, p.grad.bfloat16().float()), f"{name}'s gradient was rounded to bf16"
+        scale = p.grad.abs().max().item()
+        torch.testing.assert_close(q.grad.float(), p.grad, rtol=2e-2, atol=2e-2 * scale)

@@ -301,8 +301,8 @@ def weight_gradients(
     def rows(t: Tensor) -> Tensor:  # (T, B, n) -> (T*B, n)
         return t.reshape(-1, t.shape[-1])
 
-    def total(t: Tensor) -> Tensor:  # sum over time and batch
-        return t.sum(dim=(0, 1))
+    def total(t: Tensor) -> Tensor:  # sum over time and batch (bf16 terms summed into float32)
+        return t.sum(dim=(0, 1), dtype=torch.float32 if t.dtype == torch.bfloat16 else None)
 
     hidden_size = s.c_prev.shape[-1]
     grads = {"weight_hh": ops.matmul(rows(d.dhh).t(), rows(s.h_in))}  # (G*H, P)

@@ -368,7 +368,7 @@ class LSTM(nn.Module):
                     keep_h = None if keep_h is None else keep_h[:, order]
                     mask = None if mask is None else mask[order]
                 w = gate_weights(self, self._suffix(layer, direction))
-                if cast is not None:
+                if cast is not None and not backend.casts_weights(seq):
                     w = GateWeights(*(None if t is None else t.to(cast) for t in w))
                 ragged = ragged_arguments(batch_sizes)
                 result = backend.run(seq, h0[k], c0[k], w, mask, keep_c, keep_h, want_trace, **ragged)

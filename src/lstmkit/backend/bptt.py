@@ -33,6 +33,9 @@ class TimeLoops(NamedTuple):
     ``projects_input(x, w) -> bool``, forward also takes ``project=True`` where that says so and then x
     (T, B, I) in place of x_gates: it forms each step's W_ih x_t + b_ih + b_hh itself (never with layer
     norm, whose LN_x needs all of it). Elsewhere one product over all T steps streams W_ih once, not T times.
+    ``casts(w, x) -> w`` gives the weights as the loops run them beside input x, inside the autograd
+    Function: float32 weights under torch.autocast are cast there (a backend with it sets
+    Backend.casts_weights), so that their gradients come back in float32, as the loops summed them.
     """
 
     forward: Callable
@@ -40,6 +43,7 @@ class TimeLoops(NamedTuple):
     ops: BulkOps = TORCH_OPS
     ragged: bool = False
     projects_input: Callable[[Tensor, GateWeights], bool] | None = None
+    casts: Callable[[GateWeights, Tensor], GateWeights] = lambda w, x: w
 
 
 PYTHON_LOOPS = TimeLoops(forward_steps, backward_steps)
@@ -57,7 +61,7 @@ class HandBPTT(torch.autograd.Function):
 
     @staticmethod
     def forward(loops, x, h0, c0, recurrent_mask, keep_c, keep_h, batch_sizes, want_trace, *weights):
-        w = GateWeights(*weights)
+        w = loops.casts(GateWeights(*weights), x)
         x_gates, x_proj, x_stats, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(
@@ -127,7 +131,7 @@ class HandBPTT(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d_output, dh, dc, *_other_grads):
         x, recurrent_mask, keep_c, keep_h, *rest = ctx.saved_tensors
-        w = GateWeights(*rest[: len(GateWeights._fields)])
+        w = ctx.loops.casts(GateWeights(*rest[: len(GateWeights._fields)]), x)
         saved = iter(rest[len(GateWeights._fields) :])
         x_proj, x_stats = (None, None) if w.ln_weight_ih is None else (next(saved), next(saved))
         absent = (None,) * 4 if w.ln_weight_hh is None else ()  # the layer-norm StepCache fields
@@ -171,6 +175,7 @@ def make_run(loops: TimeLoops) -> Callable[..., LayerResult]:
             )
             return LayerResult(output, h, c, GateTrace(*rest[:TRACE_FIELDS]) if want_trace else None)
         # inference: no caches unless the trace needs them
+        w = loops.casts(w, x)
         x_gates, _, _, project = loop_input(loops, x, w)
         ragged = ragged_arguments(batch_sizes)
         output, h, c, s = loops.forward(

@@ -58,6 +58,9 @@ class Backend:
     is_available: Callable[[], bool] = lambda: True  # optional backends check (or build) on first call
     ragged: bool = False  # run takes batch_sizes= (see above)
     step: StepPath | None = None  # one step through all layers, for streaming (see above)
+    # casts_weights(x): run takes float32 weights beside this bf16 input (torch.autocast) and casts them
+    # itself, once per call: their gradients come back in float32, as summed; else the layer casts them
+    casts_weights: Callable[[Tensor], bool] = lambda x: False
 
 
 _REGISTRY: dict[str, Backend] = {}

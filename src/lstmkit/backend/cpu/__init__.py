@@ -165,6 +165,14 @@ def _float32(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.float()
 
 
+def autocast_weights(w: GateWeights, x: Tensor) -> GateWeights:
+    """Float32 weights beside a bf16 x (torch.autocast) in bf16, all of them, as torch.autocast casts them;
+    other weights as they are (see bptt.TimeLoops.casts)."""
+    if w.weight_hh.dtype == torch.float32 and x.dtype == torch.bfloat16:
+        return GateWeights(*(t if t is None else t.to(torch.bfloat16) for t in w))
+    return w
+
+
 def loop_weights(w: GateWeights, kind: str) -> GateWeights:
     """The weights as a loop of this kind takes them: bf16 loops, the products' weights (W_ih, W_hh, W_hr)
     in bf16 and the rest in float32; upcast, all in float32; native, as they are."""
@@ -241,7 +249,7 @@ def kernel_forward(
     """See bptt.TimeLoops: with ``project``, x_gates is x (T, B, I) and each step projects its own x_t.
     bf16 weights (see ``loop_kind``): output and h_T in h0's type, c_T in c0's, the cache in float32 but for
     h_in and m, which are the products' bf16 operands (float32 too on float32 copies)."""
-    kind = loop_kind(w, x_gates)
+    kind = loop_kind(w, h0)  # (h0 has the input's type: x_gates may be its float32 projection)
     if kind is None:
         if project:
             x_gates, _, _ = input_projection(x_gates, w)
@@ -417,7 +425,12 @@ register(
         "cpu",
         make_run(
             TimeLoops(
-                kernel_forward, kernel_backward, KERNEL_OPS, ragged=True, projects_input=projects_per_step
+                kernel_forward,
+                kernel_backward,
+                KERNEL_OPS,
+                ragged=True,
+                projects_input=projects_per_step,
+                casts=autocast_weights,
             )
         ),
         priority=20,
@@ -425,5 +438,6 @@ register(
         is_available=lambda: kernel() is not None,
         ragged=True,
         step=StepPath(prepare_step, takes_step, kernel_step),
+        casts_weights=lambda x: x.device.type == "cpu",
     )
 )
