@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import logging
 import statistics
 import time
@@ -181,19 +182,13 @@ def bf16_grid(repeats: int, quick: bool) -> None:
         theirs.load_state_dict(ours.state_dict())
         x = torch.randn(steps, batch, inp)
         flops = lstm_flops(steps, batch, inp, hidden, 1, 1)
-        ours_bf16, theirs_bf16 = ours.to(torch.bfloat16), theirs.to(torch.bfloat16)
-        runs = {
+        ours_bf16, theirs_bf16 = (copy.deepcopy(m).to(torch.bfloat16) for m in (ours, theirs))
+        runs = {  # mode: torch's run, ours, the FLOPs' factor (training: 3x the forward's)
             "inference": (infer(theirs_bf16, x.bfloat16()), infer(ours_bf16, x.bfloat16()), 1),
             "train": (train_step(theirs_bf16, x.bfloat16()), train_step(ours_bf16, x.bfloat16()), 3),
+            "autocast": (autocast_step(theirs, x), autocast_step(ours, x), 3),  # float32 master weights
         }
-        ours_fp32, theirs_fp32 = ours.float(), theirs.float()  # (to() changed them in place: fp32 again)
-        runs["autocast"] = (autocast_step(theirs_fp32, x), autocast_step(ours_fp32, x), 3)
-        for mode in ("inference", "train", "autocast"):
-            if mode == "autocast":
-                ours.float(), theirs.float()
-            else:
-                ours.to(torch.bfloat16), theirs.to(torch.bfloat16)
-            torch_run, ours_run, factor = runs[mode]
+        for mode, (torch_run, ours_run, factor) in runs.items():
             med = median_times({"torch": torch_run, "lstmkit": ours_run}, repeats)
             ratio = med["torch"] / med["lstmkit"]
             ratios[mode].append(ratio)

@@ -310,14 +310,12 @@ class LSTM(nn.Module):
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
         h, c = hx
-        if isinstance(c, Tensor) and x.dtype == torch.bfloat16 and c.dtype == torch.float32:
-            c = c.to(x.dtype)  # (checked as x's dtype, then given in cell's)
         sizes = (self.output_size, self.hidden_size)
-        for name, t, size in zip(("h_0", "c_0"), (h, c), sizes):
-            check_like("LSTM", name, t, x)  # x has the parameters' dtype and device, or autocast's dtype
+        float32_cell = torch.float32 if x.dtype == torch.bfloat16 else None  # (a bf16 module's c may be)
+        for name, t, size, also in zip(("h_0", "c_0"), hx, sizes, (None, float32_cell)):
+            check_like("LSTM", name, t, x, also)  # x has the parameters' dtype and device, or autocast's
             check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
-        c = hx[1] if isinstance(hx[1], Tensor) and hx[1].dtype == cell else c.to(cell)
-        return tuple(t if batched else t.unsqueeze(1) for t in (h, c))
+        return tuple(t if batched else t.unsqueeze(1) for t in (h, c.to(cell)))
 
     def _layer_values(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None):
         """One layer's output (T, B, D*P), h_n and c_n (D, B, P/H) (see onnx_export.run_layers)."""

@@ -18,11 +18,11 @@ def traced(*tensors: Tensor | None) -> bool:
     return any(t is not None and (type(t) not in PLAIN or wrapped(t)) for t in tensors)
 
 
-def check_like(owner: str, name: str, t: Tensor, param: Tensor) -> None:
-    """``t`` must share the parameters' dtype and device."""
+def check_like(owner: str, name: str, t: Tensor, param: Tensor, also: torch.dtype | None = None) -> None:
+    """``t`` must share the parameters' dtype (or have dtype ``also``) and device."""
     if not isinstance(t, Tensor):
         raise ValueError(f"{owner}: {name} must be a tensor, got {type(t).__name__}")
-    if t.dtype != param.dtype:
+    if t.dtype != param.dtype and t.dtype != also:
         raise ValueError(
             f"{owner}: {name} has dtype {t.dtype} but the parameters are {param.dtype}; "
             f"cast one to match (e.g. module.to({t.dtype}))"

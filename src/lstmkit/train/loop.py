@@ -17,8 +17,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from lstmkit.backend import cpu
 from lstmkit.config import NATURAL, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Hyperparameters, option
 from lstmkit.errors import InputError, TrainingDiverged
+from lstmkit.layer import LSTM
 from lstmkit.train import distributed
 from lstmkit.train.checkpoint import (
     STATE_FILE,
@@ -40,9 +42,6 @@ def training_precision(precision: str, model: nn.Module) -> str:
     more, run lstmkit's bf16 loops (a CPU with bf16 products); fp32 elsewhere, and without an lstmkit.LSTM."""
     if precision != "auto":
         return precision
-    from lstmkit.backend import cpu
-    from lstmkit.layer import LSTM
-
     lstms = [m for m in model.modules() if isinstance(m, LSTM)]
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     large = bool(lstms) and all(m.hidden_size >= BF16_FROM_UNITS for m in lstms)

@@ -146,6 +146,11 @@ def _compiled(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and kernel() is not None
 
 
+def _bf16_compiled(x: Tensor) -> bool:
+    """Whether the kernel's bf16 loops take this tensor: bf16 on the CPU, where they run (``bf16_loops``)."""
+    return x.dtype == torch.bfloat16 and x.device.type == "cpu" and bf16_loops()
+
+
 def _contiguous(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
@@ -314,9 +319,9 @@ def kernel_matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
     float32); a float32 operand beside a bf16 one (the gradients through the input's layer norm) joins it
     in bf16 there, and elsewhere both run in float32."""
     if a.dtype != b.dtype:
-        bf16 = torch.bfloat16 in (a.dtype, b.dtype) and a.device.type == "cpu" and bf16_loops()
-        a, b = (a.bfloat16(), b.bfloat16()) if bf16 else (a.float(), b.float())
-    if a.dtype == torch.bfloat16 and a.device.type == "cpu" and bf16_loops():
+        joint = torch.bfloat16 if _bf16_compiled(a) or _bf16_compiled(b) else torch.float32
+        a, b = a.to(joint), b.to(joint)
+    if _bf16_compiled(a):
         bias = _float32(bias)
         if not traced(a) and a.shape[0] < PACKED_ROWS:
             product = torch_matmul(a, b).float()
@@ -401,7 +406,7 @@ def prepare_step(layers: list[GateWeights]) -> list | None:
 
 def takes_step(x: Tensor) -> bool:
     """Whether the step kernel takes x: float32 or float64 on the CPU, or bf16 where the bf16 loops run."""
-    return _compiled(x) or (x.dtype == torch.bfloat16 and x.device.type == "cpu" and bf16_loops())
+    return _compiled(x) or _bf16_compiled(x)
 
 
 def kernel_step(x: Tensor, h: Tensor, c: Tensor, prepared, zoneout: tuple[float, float]):

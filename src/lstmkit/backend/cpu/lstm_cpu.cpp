@@ -30,7 +30,8 @@ namespace lstmkit {
 
 namespace {
 
-// Runs body(T{}, S{}) for these weights' operand type S (float, double or bf16).
+// Runs body(T{}, S{}) for the operand type S (float, double or bf16) of w_hh (the weights, or step's x), T
+// the type of `arithmetic` (the cell's).
 template <typename Body>
 void for_operands(const Tensor& w_hh, const Tensor& arithmetic, const char* name, Body&& body) {
   if (w_hh.scalar_type() == at::kBFloat16) {
@@ -96,14 +97,12 @@ std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Ten
                                      const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h) {
   TORCH_CHECK(x.dim() == 2 && h.dim() == 3 && c.dim() == 3 && x.size(0) == h.size(1), "step: shapes");
   TORCH_CHECK(static_cast<int64_t>(layers.size()) == h.size(0), "step: one StepLayer per layer");
-  std::tuple<Tensor, Tensor> result;
-  if (x.scalar_type() == at::kBFloat16) {  // bf16 x, h and weights (VNNI pairs), float32 c
-    TORCH_CHECK(has_bf16_products(), "step: this CPU has no bf16 products (AVX512-BF16 or AMX)");
-    TORCH_CHECK(h.scalar_type() == at::kBFloat16 && c.scalar_type() == at::kFloat, "step: bf16 h, float32 c");
-    return step_impl<float, BF16>(x, h, c, layers, zoneout_c, zoneout_h);
-  }
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmkit_step", [&] {
-    result = step_impl<scalar_t, scalar_t>(x, h, c, layers, zoneout_c, zoneout_h);
+  TORCH_CHECK(h.scalar_type() == x.scalar_type(), "step: h must have x's type");
+  std::tuple<Tensor, Tensor> result;  // (bf16 x, h and weights in VNNI pairs: float32 c)
+  for_operands(x, c, "lstmkit_step", [&](auto arithmetic, auto operand) {
+    using T = decltype(arithmetic);
+    using S = decltype(operand);
+    result = step_impl<T, S>(x, h, c, layers, zoneout_c, zoneout_h);
   });
   return result;
 }

@@ -46,7 +46,7 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
   const int threads = same ? 1 : loop_threads(2.0 * B * K0 * widest);
 
   in_parallel(threads, [&](int id, int count) {
-    std::vector<T> h_row(P);
+    std::vector<T> h_row(same ? 0 : P);  // a row of h_t in T before it is rounded into S
     std::vector<S> inputs;  // [x h] (B, I + P): each thread its own copy, a few hundred values
     const S* input = x.data_ptr<S>();
     int64_t input_size = x.size(1);
@@ -106,18 +106,15 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
              projected.data() + columns.begin, P, false);
         h_tilde = projected.data();
       }
-      for (int64_t b = 0; b < B; ++b) {
+      for (int64_t b = 0; b < B; ++b) {  // h_t = h̃ + k (h_prev - h̃), h̃ (B, P) (m itself: P = H)
         const int64_t n = columns.end - columns.begin, at = b * P + columns.begin;
         const S* hp = h_prev + at;
+        T* h_t = row_in(h_new + at, h_row);
         for (int64_t k = 0; k < n; ++k) {
-          const T v = h_tilde[b * (w.w_hr_t ? P : H) + columns.begin + k];
-          h_row[k] = zoneout_h != 0 ? kept<true>(v, keep_h[columns.begin + k], T(hp[k])) : v;
+          const T v = h_tilde[at + k];
+          h_t[k] = zoneout_h != 0 ? kept<true>(v, keep_h[columns.begin + k], T(hp[k])) : v;
         }
-        if constexpr (same) {
-          std::copy_n(h_row.data(), n, h_new + at);
-        } else {
-          round_to_bf16(h_row.data(), h_new + at, n);
-        }
+        store_row(h_t, h_new + at, n);
       }
       barrier();  // all of h_t before the next layer reads it
       input = h_new;
