@@ -51,7 +51,8 @@ def forecaster():
 def test_forecaster_roundtrip_gives_the_same_forecasts(forecaster, tmp_path):
     frame = monthly_frame()
     before = forecaster.predict(frame)
-    assert list(before.columns) == ["step", "ds", "forecast"] and len(before) == 3
+    assert list(before.columns) == ["step", "ds", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
+    assert len(before) == 3
     assert before["ds"].tolist() == list(pd.date_range("2008-01-01", periods=3, freq="MS"))
     written = forecaster.save(tmp_path / "fc")
     assert {p.name for p in written} >= {MODEL_FILE, CONFIG_FILE}

@@ -159,10 +159,13 @@ def test_train_and_predict_airline_end_to_end(tmp_path, capsys):
     )
     assert status == 0 and str(forecast_csv) in printed
     rows = list(csv.reader(forecast_csv.open()))
-    assert rows[0] == ["step", "Month", "Passengers_forecast"]
+    assert rows[0] == ["step", "Month", "Passengers_forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
     assert [row[:2] for row in rows[1:]] == [["1", "1961-01"], ["2", "1961-02"]]
     january, february = (float(row[2]) for row in rows[1:])
     assert 380 < january < 520 and 360 < february < 500  # near 1960-01 (417) and 02 (391) x 1.1 growth
+    for row in rows[1:]:
+        lo95, lo80, value, hi80, hi95 = (float(row[k]) for k in (5, 3, 2, 4, 6))
+        assert lo95 < lo80 < value < hi80 < hi95  # nested intervals around the forecast
 
     status, printed, _ = run_cli(["forecast", "predict", str(out), str(airline())], capsys)
     assert status == 0 and len(list(csv.reader((out / "forecast.csv").open()))) == 1 + 3  # the model's H

@@ -28,7 +28,7 @@ def test_readme_python_runs_and_its_comments_hold(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)
     scores, future, record = namespace["scores"], namespace["future"], namespace["record"]
     assert scores["mase"] < scores["baselines"]["seasonal_naive"]["mase"]  # the LSTM beats the baseline
-    assert list(future.columns) == ["step", "ds", "forecast"] and len(future) == 12
+    assert list(future.columns)[:3] == ["step", "ds", "forecast"] and len(future) == 12
     assert str(future["ds"].iloc[0].date()) == "1961-01-01"
     assert record.tokens[-1] == "432" and len(record.tokens) == namespace["fc"].window  # Dec 1960: 432
     assert (tmp_path / "runs" / "air" / "metrics.json").is_file()

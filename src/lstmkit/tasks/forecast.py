@@ -2,8 +2,11 @@
 
 The series is split in time: the test part at the end, a validation part (for early stopping) at the end
 of what remains, the training part before it. An LSTM reads a window of W steps and emits the next H
-values at once. It is scored on every forecast origin of the test part against two baselines, naive (the
-last value) and seasonal naive (the value one season before), in RMSE, MAE and MASE.
+values at once. The forecast proper (lstmkit's) is the best on the validation part of the LSTM, the
+statistical methods (statsforecast's AutoETS, AutoTheta, AutoARIMA) and the mean of the LSTM and the best
+of them, with split-conformal 80% and 95% intervals (see forecast_blend). It is scored on every forecast
+origin of the test part against the LSTM alone, the statistical methods, naive (the last value) and
+seasonal naive (the value one season before), in RMSE, MAE and MASE, its intervals by coverage and MSIS.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lstmkit import stat_baselines
 from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
 from lstmkit.config import POSITIVE_INT, REQUIRED, number, option, with_defaults
 from lstmkit.data.sequences import number_list
@@ -35,11 +39,12 @@ from lstmkit.files import write_atomic
 from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.plots.record import GateRecord
 from lstmkit.tasks.estimator import Estimator
+from lstmkit.tasks.forecast_blend import LEVELS, LSTM, Intervals, blend, choose, describe
 from lstmkit.tasks.registry import Task, register
 from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train import distributed
 from lstmkit.train.loop import TrainConfig
-from lstmkit.train.metrics import mae, mase, rmse
+from lstmkit.train.metrics import coverage, mae, mase, msis, rmse
 
 FORECAST_PNG = "forecast.png"
 FORECAST_CSV = "forecast.csv"
@@ -195,6 +200,17 @@ def score(forecast: np.ndarray, actual: np.ndarray, train: np.ndarray, season: i
     return {"rmse": rmse(f, a), "mae": mae(f, a), "mase": mase(f, a, t, season)}
 
 
+def interval_scores(bands: dict, actual: np.ndarray, train: np.ndarray, season: int) -> dict[str, dict]:
+    """Coverage and MSIS (M4's scaled interval score, alpha = 1 - level) of each level's (lo, hi) (O, H)."""
+    return {
+        str(level): {
+            "coverage": coverage(lo, hi, actual),
+            "msis": msis(lo, hi, actual, train, season, alpha=1 - level / 100),
+        }
+        for level, (lo, hi) in bands.items()
+    }
+
+
 def source_name(data) -> str:
     return str(data) if isinstance(data, (str, Path)) else "DataFrame"
 
@@ -283,7 +299,46 @@ class Forecaster(Estimator):
         levels = self.encoding.scaled_levels(series.values)  # (N,)
         job = ForecastJob(network, inputs, levels, split, self.window, batch_size, cfg.seed)
         self._finish_fit(network, self._trainer(job, checkpoint_dir, verbose).fit(resume))
+        self._choose_blend(series, split)
+        if verbose:
+            print(f"Forecast: {describe(self.weights)}, the best on the validation part; {self.blend_notes}")
         return self
+
+    def _choose_blend(self, series: Series, split: Split) -> None:
+        """The weights of the forecast proper and its intervals, from the validation part (see
+        forecast_blend); the statistical methods are fitted on the part before it."""
+        origins = split.validation.numpy()
+        actual = series.values[origins[:, None] + np.arange(1, self.config.horizon + 1)]  # (O, H)
+        forecasts, notes = self._all_forecasts(series, split.n_train - split.n_validation, origins)
+        self.weights = choose(forecasts, actual)
+        combined = blend(forecasts, self.weights)
+        log = self.encoding.log and bool((combined > 0).all())
+        scale = np.full(len(origins), self.encoding.u_scale)
+        self.intervals = Intervals.fit(combined, actual, scale, log)
+        maes = ", ".join(f"{name} {np.mean(np.abs(f - actual)):.4g}" for name, f in forecasts.items())
+        self.blend_notes = f"validation MAE: {maes}" + "".join(f"; {note}" for note in notes)
+
+    def _all_forecasts(self, series: Series, n_fit: int, origins: np.ndarray):
+        """The LSTM's and the statistical methods' forecasts (fitted on the first N_FIT steps, no refit)
+        at ORIGINS: ({name: (O, H)}, notes)."""
+        forecasts = {LSTM: self._forecasts(series, origins)}
+        if not stat_baselines.have_statsforecast():
+            return forecasts, [f"no statistical baselines: {stat_baselines.MISSING}"]
+        found, notes = stat_baselines.statistical_forecasts(
+            series.values, n_fit, origins, self.config.horizon, self.season
+        )
+        self.stat_intervals = {name: f.intervals for name, f in found.items()}
+        return {**forecasts, **{name: f.point for name, f in found.items()}}, notes
+
+    def _blended(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [name for name in self.weights if name not in forecasts]
+        if missing:
+            why = "skipped on this data" if stat_baselines.have_statsforecast() else stat_baselines.MISSING
+            raise InputError(
+                f"this model's forecast is {describe(self.weights)}, but {', '.join(missing)} could not be "
+                f"computed here ({why})"
+            )
+        return blend(forecasts, self.weights)
 
     @staticmethod
     def _columns(data, target: str | None, time: list[str] | None) -> tuple[str, list[str] | None]:
@@ -402,11 +457,17 @@ class Forecaster(Estimator):
     def _future(self, series: Series, horizon: int):
         import pandas as pd
 
-        forecast = self._forecasts(series, np.array([len(series.values) - 1]))[0, :horizon]  # (H,)
+        steps = len(series.values)
+        last = np.array([steps - 1])
+        forecasts, _ = self._all_forecasts(series, steps, last)  # the statistical methods fitted on it all
+        forecast = self._blended(forecasts)  # (1, H)
         frame = {"step": np.arange(1, horizon + 1)}
         if series.times is not None:
             frame["ds"] = series.clock.later(series.times[-1], horizon)
-        frame["forecast"] = forecast
+        frame["forecast"] = forecast[0, :horizon]
+        for level in LEVELS:
+            lo, hi = self.intervals.bounds(forecast, np.array([self.encoding.u_scale]), level)
+            frame[f"lo_{level}"], frame[f"hi_{level}"] = lo[0, :horizon], hi[0, :horizon]
         return pd.DataFrame(frame)
 
     def evaluate(self, data=None, test_size: float | None = None) -> dict:
@@ -426,17 +487,35 @@ class Forecaster(Estimator):
         if not len(origins):
             raise InputError(f"the test part holds no forecast origin: it needs at least {horizon} steps")
         actual = values[origins[:, None] + np.arange(1, horizon + 1)]  # (O, H)
+        self.stat_intervals = {}
+        models, notes = self._all_forecasts(series, n_train, origins)
         forecasts = {
-            "LSTM": self._forecasts(series, origins),
+            "lstmkit": self._blended(models),
+            **models,
             "naive": naive_forecast(values, origins, horizon),
             "seasonal_naive": seasonal_naive_forecast(values, origins, horizon, season),
         }
-        scores = {name: score(f, actual, values[:n_train], season) for name, f in forecasts.items()}
-        self.evaluation = (series, origins, forecasts, scores, len(values) - n_train)
+        train = values[:n_train]
+        scores = {name: score(f, actual, train, season) for name, f in forecasts.items()}
+        scale = np.full(len(origins), self.encoding.u_scale)
+        bands = {level: self.intervals.bounds(forecasts["lstmkit"], scale, level) for level in LEVELS}
+        intervals = {"lstmkit": interval_scores(bands, actual, train, season)}
+        for name, found in self.stat_intervals.items():
+            intervals[name] = interval_scores(found, actual, train, season)
+        judged = {name: s for name, s in scores.items() if name != LSTM}  # lstmkit against the others
+        winner = {key: min(judged, key=lambda name: judged[name][key]) for key in ("mase", "rmse")}
+        self.evaluation = (series, origins, forecasts, scores, len(values) - n_train, bands, intervals)
         self._record(
             {
-                **scores["LSTM"],
-                "baselines": {name: scores[name] for name in ("naive", "seasonal_naive")},
+                **scores["lstmkit"],
+                "forecast": describe(self.weights),
+                "blend": self.weights,
+                "blend_chosen_on": self.blend_notes,
+                "LSTM": scores[LSTM],
+                "baselines": {name: s for name, s in scores.items() if name not in ("lstmkit", LSTM)},
+                "baseline_notes": notes,
+                "intervals": intervals,
+                "winner": winner,
                 "horizon": horizon,
                 "season": season,
                 "season_from": self.season_from,
@@ -485,13 +564,23 @@ class Forecaster(Estimator):
         )
 
     def score_table(self) -> str:
-        """The last evaluation's scores as a table, the baselines beside the model."""
-        _, origins, _, scores, _ = self.evaluation
+        """The last evaluation's scores as a table, the baselines beside the model, and the winner."""
+        _, origins, _, scores, _, _, intervals = self.evaluation
         horizon = self.config.horizon
         lines = [f"Test part: {len(origins)} forecast origins x {horizon} step(s), in the series' units:"]
-        lines.append(f"  {'':16}{'RMSE':>10}{'MAE':>10}{'MASE':>8}")
+        head = f"  {'':16}{'RMSE':>10}{'MAE':>10}{'MASE':>8}"
+        lines.append(f"{head}{'cover 80%':>11}{'cover 95%':>11}{'MSIS':>8}")
         for name, s in scores.items():
-            lines.append(f"  {name:16}{s['rmse']:#10.4g}{s['mae']:#10.4g}{s['mase']:8.3f}")
+            row = f"  {name:16}{s['rmse']:#10.4g}{s['mae']:#10.4g}{s['mase']:8.3f}"
+            if name in intervals:
+                i = intervals[name]
+                row += f"{i['80']['coverage']:11.1%}{i['95']['coverage']:11.1%}{i['95']['msis']:8.2f}"
+            lines.append(row)
+        lines.append(f"  lstmkit = {describe(self.weights)}, chosen on the validation part")
+        winner = self.metrics["winner"]
+        lines.append(f"Best on the test part: {winner['mase']} by MASE (and MAE), {winner['rmse']} by RMSE")
+        for note in self.metrics["baseline_notes"]:
+            lines.append(f"  {note}")
         return "\n".join(lines)
 
     def _plots(self, directory: Path) -> list[Path]:
@@ -499,7 +588,7 @@ class Forecaster(Estimator):
 
         if getattr(self, "evaluation", None) is None:
             return []
-        series, origins, forecasts, scores, n_test = self.evaluation
+        series, origins, forecasts, scores, n_test, bands, _ = self.evaluation
         horizon, season = self.config.horizon, self.season
         step = STEP_NAMES.get(series.clock.frequency, "step")
         path = directory / FORECAST_PNG
@@ -537,11 +626,16 @@ class Forecaster(Estimator):
             "steps": self.steps,
             "encoding": self.encoding.to_dict(),
             "source": self.source,
+            "blend": self.weights,
+            "blend_chosen_on": self.blend_notes,
+            "intervals": self.intervals.to_dict(),
         }
 
     def _restore_fitted(self, state: dict) -> None:
         self.columns = {key: state[key] for key in ("target", "time", "features", "categories", "frequency")}
         self.encoding = Encoding.from_dict(state["encoding"])
+        self.weights, self.blend_notes = state["blend"], state["blend_chosen_on"]
+        self.intervals = Intervals.from_dict(state["intervals"])
         self.window, self.season, self.season_from = state["window"], state["season"], state["season_from"]
         self.hidden_size, self.input_size, self.source = (
             state["hidden_size"],
@@ -594,9 +688,10 @@ def predict(args: argparse.Namespace) -> None:
         header.append(series.time_name if "+" not in series.time_name else "time")
         for row, when in zip(rows, series.clock.format(series.clock.later(series.times[-1], horizon))):
             row.append(when)
-    header.append(f"{series.target}_forecast")
-    for row, value in zip(rows, frame["forecast"]):
-        row.append(f"{value:.6g}")
+    bounds = [f"{side}_{level}" for level in LEVELS for side in ("lo", "hi")]
+    header += [f"{series.target}_forecast", *bounds]
+    for i, row in enumerate(rows):
+        row += [f"{frame[column][i]:.6g}" for column in ("forecast", *bounds)]
     table = io.StringIO()
     csv.writer(table, lineterminator="\n").writerows([header, *rows])
     output = args.output or Path(args.model_dir) / FORECAST_CSV

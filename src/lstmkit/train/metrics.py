@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,6 +44,42 @@ def mase(predicted: Tensor, actual: Tensor, train: Tensor, season: int = 1) -> f
     seasonal naive forecast y[t] = y[t - season] on the training series."""
     scale = torch.mean((train[season:] - train[:-season]).abs()).item()
     return mae(predicted, actual) / scale if scale else math.inf
+
+
+def seasonal_scale(train, season: int = 1) -> float:
+    """The in-sample MAE of the seasonal naive forecast y[t] = y[t - season]: mean |y_t - y_{t-s}|."""
+    train = np.asarray(train, dtype=np.float64)
+    return float(np.mean(np.abs(train[season:] - train[:-season])))
+
+
+def smape(predicted, actual) -> float:
+    """The M4 competition's symmetric MAPE, in percent: mean of 200 |y - f| / (|y| + |f|)."""
+    f, y = np.asarray(predicted, dtype=np.float64), np.asarray(actual, dtype=np.float64)
+    return float(np.mean(200 * np.abs(y - f) / (np.abs(y) + np.abs(f))))
+
+
+def coverage(lo, hi, actual) -> float:
+    """The fraction of actual values inside their interval [lo, hi]."""
+    y = np.asarray(actual, dtype=np.float64)
+    return float(np.mean((np.asarray(lo) <= y) & (y <= np.asarray(hi))))
+
+
+def msis(lo, hi, actual, train, season: int = 1, alpha: float = 0.05) -> float:
+    """The M4 competition's mean scaled interval score of (1 - alpha) intervals [L, U]:
+
+        mean over the forecasts of  (U - L) + (2/alpha)(L - y)[y < L] + (2/alpha)(y - U)[y > U],
+
+    divided by the in-sample seasonal naive MAE of the training series (as MASE is)."""
+    lo, hi, y = (np.asarray(v, dtype=np.float64) for v in (lo, hi, actual))
+    score = (hi - lo) + (2 / alpha) * ((lo - y) * (y < lo) + (y - hi) * (y > hi))
+    scale = seasonal_scale(train, season)
+    return float(np.mean(score) / scale) if scale else math.inf
+
+
+def owa(smape_model: float, mase_model: float, smape_naive2: float, mase_naive2: float) -> float:
+    """The M4 competition's overall weighted average: (sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2,
+    each the mean over all series."""
+    return (smape_model / smape_naive2 + mase_model / mase_naive2) / 2
 
 
 def format_loss(nats: float) -> str:
