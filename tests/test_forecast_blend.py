@@ -106,3 +106,12 @@ def test_a_short_series_forecast_does_not_lose_to_the_statistical_methods():
         stats
     )  # chosen on 5 validation origins: near the best, not the LSTM's
     assert metrics["mae"] < 0.8 * metrics["LSTM"]["mae"]
+
+
+def test_local_scale_is_the_mean_absolute_step_over_the_window():
+    from lstmkit.tasks.forecast_blend import local_scale
+
+    values = np.array([1.0, 2.0, 4.0, 7.0, 7.0])  # steps 1, 2, 3, 0
+    np.testing.assert_allclose(local_scale(values, np.array([2, 4]), window=2, log=False), [1.5, 1.5])
+    np.testing.assert_allclose(local_scale(values, np.array([3]), window=3, log=False), [2.0])
+    np.testing.assert_allclose(local_scale(values, np.array([1]), window=2, log=True), [np.log(2)])

@@ -89,3 +89,29 @@ def statistical_forecasts(
         }
         found[method] = BaselineForecast(point, intervals, time.perf_counter() - start)
     return found, notes
+
+
+def autocorrelation(values: np.ndarray, lag: int) -> float:
+    """r_k = sum_t (y_t - m)(y_{t+k} - m) / sum_t (y_t - m)^2."""
+    centred = values - values.mean()
+    return float(np.dot(centred[:-lag], centred[lag:]) / np.dot(centred, centred))
+
+
+def is_seasonal(values: np.ndarray, season: int) -> bool:
+    """The M4 competition's 90% test: |r_s| > 1.645 sqrt((1 + 2 sum_{k<s} r_k^2) / n), for n >= 3s."""
+    if season <= 1 or len(values) < 3 * season:
+        return False
+    spread = 1 + 2 * sum(autocorrelation(values, k) ** 2 for k in range(1, season))
+    return abs(autocorrelation(values, season)) > 1.645 * np.sqrt(spread / len(values))
+
+
+def naive2_forecast(train: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """The M4 competition's Naive2: the last value of the seasonally adjusted series (classical
+    multiplicative decomposition, when the seasonality test passes), times the seasonal indices: (H,)."""
+    train = np.asarray(train, dtype=np.float64)
+    if not is_seasonal(train, season):
+        return np.full(horizon, train[-1])
+    from statsmodels.tsa.seasonal import seasonal_decompose
+
+    indices = seasonal_decompose(train, model="multiplicative", period=season).seasonal[-season:]  # (s,)
+    return train[-1] / indices[-1] * indices[np.arange(horizon) % season]

@@ -39,7 +39,7 @@ from lstmkit.files import write_atomic
 from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.plots.record import GateRecord
 from lstmkit.tasks.estimator import Estimator
-from lstmkit.tasks.forecast_blend import LEVELS, LSTM, Intervals, blend, choose, describe
+from lstmkit.tasks.forecast_blend import LEVELS, LSTM, Intervals, blend, choose, describe, local_scale
 from lstmkit.tasks.registry import Task, register
 from lstmkit.tasks.runner import Outcome, actions_of, add_command, add_train_command
 from lstmkit.train import distributed
@@ -313,7 +313,7 @@ class Forecaster(Estimator):
         self.weights = choose(forecasts, actual)
         combined = blend(forecasts, self.weights)
         log = self.encoding.log and bool((combined > 0).all())
-        scale = np.full(len(origins), self.encoding.u_scale)
+        scale = local_scale(series.values, origins, self.window, log)
         self.intervals = Intervals.fit(combined, actual, scale, log)
         maes = ", ".join(f"{name} {np.mean(np.abs(f - actual)):.4g}" for name, f in forecasts.items())
         self.blend_notes = f"validation MAE: {maes}" + "".join(f"; {note}" for note in notes)
@@ -466,7 +466,8 @@ class Forecaster(Estimator):
             frame["ds"] = series.clock.later(series.times[-1], horizon)
         frame["forecast"] = forecast[0, :horizon]
         for level in LEVELS:
-            lo, hi = self.intervals.bounds(forecast, np.array([self.encoding.u_scale]), level)
+            scale = local_scale(series.values, last, self.window, self.intervals.log)
+            lo, hi = self.intervals.bounds(forecast, scale, level)
             frame[f"lo_{level}"], frame[f"hi_{level}"] = lo[0, :horizon], hi[0, :horizon]
         return pd.DataFrame(frame)
 
@@ -497,7 +498,7 @@ class Forecaster(Estimator):
         }
         train = values[:n_train]
         scores = {name: score(f, actual, train, season) for name, f in forecasts.items()}
-        scale = np.full(len(origins), self.encoding.u_scale)
+        scale = local_scale(values, origins, self.window, self.intervals.log)
         bands = {level: self.intervals.bounds(forecasts["lstmkit"], scale, level) for level in LEVELS}
         intervals = {"lstmkit": interval_scores(bands, actual, train, season)}
         for name, found in self.stat_intervals.items():

@@ -6,11 +6,13 @@ lowest MAE is the forecast. On a long series the LSTM, or its mean with a statis
 series too short for a network, a statistical method does, so that the default does not lose to it.
 
 The intervals: split-conformal, from the blend's errors on the validation part. An error is measured in
-the series' encoded units (log for a log-encoded series) divided by the series' scale,
+the series' encoded units (log for a log-encoded series) divided by the series' recent variability,
 
-    e(t, k) = (z_{t+k} - z_hat(t, k)) / scale,        z = log y if log, else y,
+    e(t, k) = (z_{t+k} - z_hat(t, k)) / scale_t,      z = log y if log, else y,
+    scale_t = mean |z_s - z_{s-1}| over the W steps up to t        (locally scaled: calm and wild
+                                                                    stretches get narrow and wide bands),
 
-and the interval of level L at step k is z_hat(t, k) + scale * [q_k((1 - L) / 2), q_k((1 + L) / 2)],
+and the interval of level L at step k is z_hat(t, k) + scale_t * [q_k((1 - L) / 2), q_k((1 + L) / 2)],
 q_k the empirical quantiles of the errors at step k, or, with fewer than MIN_EMPIRICAL of them, the normal
 quantiles of their root mean square.
 """
@@ -59,6 +61,17 @@ def blend(forecasts: dict[str, np.ndarray], weights: dict[str, float]) -> np.nda
 def describe(weights: dict[str, float]) -> str:
     names = list(weights)
     return names[0] if len(names) == 1 else mean_name(*names)
+
+
+def local_scale(values: np.ndarray, origins: np.ndarray, window: int, log: bool) -> np.ndarray:
+    """scale_t = mean |z_s - z_{s-1}| over the WINDOW steps up to each origin t (see the module): (O,)."""
+    z = np.log(values) if log else np.asarray(values, dtype=np.float64)
+    steps = np.abs(np.diff(z, prepend=z[0]))
+    total = np.concatenate([[0.0], np.cumsum(steps)])
+    first = np.maximum(origins - window + 1, 1)
+    scale = (total[origins + 1] - total[first]) / np.maximum(origins + 1 - first, 1)
+    positive = scale[scale > 0]
+    return np.where(scale > 0, scale, positive.mean() if len(positive) else 1.0)
 
 
 @dataclass(frozen=True)
