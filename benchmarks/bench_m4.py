@@ -152,9 +152,8 @@ def main() -> None:
         return tuple(np.mean(pairs, axis=0))
 
     base = averages("naive2")
-    print(
-        f"\nNaive2 sMAPE {base[0]:.3f} MASE {base[1]:.3f} (published {PUBLISHED_NAIVE2[0]} / {PUBLISHED_NAIVE2[1]})"
-    )
+    published = f"published {PUBLISHED_NAIVE2[0]} / {PUBLISHED_NAIVE2[1]}"
+    print(f"\nNaive2 sMAPE {base[0]:.3f} MASE {base[1]:.3f} ({published})")
     print(f"{'':16}{'sMAPE':>8}{'MASE':>8}{'OWA':>8}{'cover 80%':>11}{'cover 95%':>11}{'MSIS':>8}")
     results = {}
     for name in forecasts:

@@ -228,13 +228,14 @@ class Forecaster(Estimator):
     row per step, a column per variable; or Nixtla's long format ``unique_id, ds, y`` for one series).
 
         fc = lstmkit.Forecaster(horizon=12).fit("sales.csv", target="sales", test_size=24)
-        fc.evaluate()                  # RMSE, MAE, MASE on the test part, the naive baselines beside them
-        fc.predict()                   # a DataFrame: the H steps after the end of the data
+        fc.evaluate()                  # RMSE, MAE, MASE on the test part, the baselines beside them
+        fc.predict()                   # a DataFrame: the H steps after the end of the data, intervals
         fc.gates("sales.csv")          # the gates while the model reads its last window
 
     ``fit`` holds the last ``test_size`` steps out (a fraction or a count), early-stops on the end of what
     remains, and fits every scale on the training part only; season, window, log and seasonal
-    differencing are chosen from the training part unless given.
+    differencing are chosen from the training part unless given. The forecast and its intervals are then
+    chosen on that validation part (see lstmkit.tasks.forecast_blend).
     """
 
     task = "forecast"
@@ -722,9 +723,12 @@ def column_list(text: str) -> list[str]:
 
 TRAIN_HELP = "train a forecaster on a CSV column and score it against baselines"
 TRAIN_DESCRIPTION = """\
-Train an LSTM to forecast the column TARGET of CSV H steps ahead, test it on the end of the series
-against the naive and seasonal naive forecasts, and write DIR/model.safetensors, config.json,
-metrics.json (rmse, mae, mase and the same for the baselines, in the column's units), forecast.png
+Train an LSTM to forecast the column TARGET of CSV H steps ahead. The forecast proper (lstmkit's) is
+the best on the validation part of the LSTM, AutoETS, AutoTheta, AutoARIMA (statsforecast: pip install
+'lstmkit[stats]') and the mean of the LSTM and the best of those, with 80% and 95% intervals from its
+validation errors. It is tested on the end of the series against the LSTM alone, the statistical methods,
+naive and seasonal naive, and the report says which won. Writes DIR/model.safetensors, config.json,
+metrics.json (rmse, mae, mase of each, in the column's units; interval coverage and MSIS), forecast.png
 (forecasts against the actual values on the test part) and loss_curve.png.
 
 The CSV needs a header line. Times come from --time, else from a first column of ISO dates
@@ -752,7 +756,8 @@ PREDICT_HELP = "forecast the steps after the end of a CSV with a trained model"
 PREDICT_DESCRIPTION = """\
 Forecast the H steps after the last row of CSV with the model in DIR (written by 'forecast train').
 The CSV needs the training columns (target, time, features) and at least the model's window of rows;
-it is cleaned as in training. Writes step, time and forecast to a CSV file and prints them."""
+it is cleaned as in training; a statistical method in the forecast is fitted on all of it. Writes step,
+time, forecast and the 80% and 95% intervals (lo_80, hi_80, lo_95, hi_95) to a CSV file and prints them."""
 
 PREDICT_EXAMPLES = """\
 examples:
