@@ -2,10 +2,9 @@
 against the statistical methods and the competition's Naive2, in sMAPE, MASE (season 24) and OWA, with the
 80% / 95% interval coverage and MSIS.
 
-The model: each series encoded on its own (log, differences from one season before, scales fitted on the
-series' training part: lstmkit.data.series_encoding), every window of every series one training example
-for one LSTM (lstmkit's ForecastJob and Trainer), the last VALIDATION steps of each series for early
-stopping and for the split-conformal intervals (pooled over the series, in each series' scale).
+The model: lstmkit.tasks.forecast_many.fit_global, one LSTM over every window of every series, each
+series encoded on its own; the last VALIDATION steps of each series for early stopping and for the
+split-conformal intervals.
 
     python benchmarks/bench_m4.py --minutes 12
 """
@@ -19,14 +18,11 @@ from pathlib import Path
 
 import machine
 import numpy as np
-import torch
 
-from lstmkit.data.series_encoding import Encoding
-from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.stat_baselines import naive2_forecast, statistical_forecasts
-from lstmkit.tasks.forecast import ForecastJob, Split, numbers_series
-from lstmkit.tasks.forecast_blend import LEVELS, Intervals
-from lstmkit.train.loop import TrainConfig, Trainer
+from lstmkit.tasks.forecast_blend import LEVELS
+from lstmkit.tasks.forecast_many import fit_global
+from lstmkit.train.loop import TrainConfig
 from lstmkit.train.metrics import coverage, msis, owa, seasonal_scale, smape
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "m4-hourly"
@@ -39,63 +35,6 @@ def read_wide(path: Path) -> tuple[list[str], list[np.ndarray]]:
     with path.open(newline="") as file:
         rows = list(csv.reader(file))[1:]
     return [row[0] for row in rows], [np.array([float(v) for v in row[1:] if v]) for row in rows]
-
-
-def global_model(train: list[np.ndarray], args) -> tuple[list[np.ndarray], dict]:
-    """Fit one LSTM on every series; return each series' forecast of the 48 steps after its end, and the
-    intervals' bounds."""
-    encodings, inputs, levels, fit_origins, val_origins, starts = [], [], [], [], [], []
-    start = 0
-    for y in train:
-        series = numbers_series("y", y)
-        encoding = Encoding.fit(series, len(y), SEASON, log=True, seasonal_diff=True, season_inputs=False)
-        encodings.append(encoding)
-        inputs.append(encoding.inputs(series))
-        levels.append(encoding.scaled_levels(y))
-        first, steps = encoding.offset + args.window - 1, len(y)
-        fit_origins.append(start + torch.arange(first, steps - args.validation - HORIZON))
-        val_origins.append(start + torch.arange(steps - args.validation - 1, steps - HORIZON))
-        starts.append(start)
-        start += steps
-    split = Split(torch.cat(fit_origins), torch.cat(val_origins), torch.arange(0), start, 0)
-    torch.manual_seed(args.seed)
-    network = ForecastNetwork(inputs[0].shape[1], HORIZON, args.hidden, args.layers)
-    job = ForecastJob(
-        network, torch.cat(inputs), torch.cat(levels), split, args.window, args.batch, args.seed
-    )
-    config = TrainConfig(
-        epochs=100_000,
-        minutes=args.minutes,
-        lr=args.lr,
-        patience=0,
-        schedule="cosine",
-        eval_every=args.eval_every,
-        seed=args.seed,
-        precision="fp32",
-    )
-    started = time.perf_counter()
-    state = Trainer(job, config, None, unit="windows", progress="auto").fit()
-    print(
-        f"trained {time.perf_counter() - started:.0f} s: {state.step} steps, {len(split.train):,} windows; "
-        f"best validation {state.best:.4f} at step {state.best_step}"
-    )
-
-    def decoded(origins_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        forecasts, actual, scales = [], [], []
-        for i, y in enumerate(train):
-            local = origins_of(len(y))
-            out = network.predict(job.inputs, torch.from_numpy(starts[i] + local), args.window)
-            forecasts.append(encodings[i].decode(y, local, out))
-            ahead = local[:, None] + np.arange(1, HORIZON + 1)
-            actual.append(y[np.minimum(ahead, len(y) - 1)])
-            scales.append(np.full(len(local), encodings[i].u_scale))
-        return np.concatenate(forecasts), np.concatenate(actual), np.concatenate(scales)
-
-    val_f, val_a, val_s = decoded(lambda n: np.arange(n - args.validation - 1, n - HORIZON))
-    intervals = Intervals.fit(val_f, val_a, val_s, log=True)
-    final, _, scales = decoded(lambda n: np.array([n - 1]))
-    bands = {level: intervals.bounds(final, scales, level) for level in LEVELS}
-    return list(final), bands
 
 
 def main() -> None:
@@ -140,8 +79,35 @@ def main() -> None:
         forecasts[method] = points
         stat_bands[method] = {k: (np.array(lows[k]), np.array(highs[k])) for k in LEVELS}
         print(f"{method}: {time.perf_counter() - started:.0f} s for {len(train)} series")
-    lstm, bands = global_model(train, args)
-    forecasts["lstmkit LSTM"] = lstm
+    config = TrainConfig(
+        epochs=100_000,
+        minutes=args.minutes,
+        lr=args.lr,
+        patience=0,
+        schedule="cosine",
+        eval_every=args.eval_every,
+        seed=args.seed,
+        precision="fp32",
+    )
+    started = time.perf_counter()
+    model = fit_global(
+        train,
+        HORIZON,
+        SEASON,
+        config,
+        window=args.window,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        batch_size=args.batch,
+        validation=args.validation,
+    )
+    state = model.state
+    print(
+        f"trained {time.perf_counter() - started:.0f} s: {state.step} steps; best validation "
+        f"{state.best:.4f} at step {state.best_step}"
+    )
+    lstm, bands = model.future(train)
+    forecasts["lstmkit LSTM"] = list(lstm)
     stat_bands["lstmkit LSTM"] = bands
 
     def averages(name: str) -> tuple[float, float]:

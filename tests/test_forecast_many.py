@@ -1,0 +1,50 @@
+"""One LSTM over many series (lstmkit.tasks.forecast_many)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lstmkit.tasks.forecast_many import fit_global
+from lstmkit.train.loop import TrainConfig
+
+
+def seasonal_series(level: float, steps: int, seed: int) -> np.ndarray:
+    """A positive series of LEVEL with a season of 12 and noise, so that last season's change is a poor
+    guide of the next."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    return level * (1 + 0.3 * np.sin(2 * np.pi * t / 12) + 0.05 * rng.normal(size=steps))
+
+
+def test_one_model_learns_series_of_very_different_levels():
+    series = [seasonal_series(level, 260 + 20 * k, k) for k, level in enumerate((5.0, 100.0, 3000.0, 40.0))]
+    config = TrainConfig(epochs=40, lr=3e-3, patience=0, schedule="constant", seed=0, precision="fp32")
+    untrained = fit_global(series, 6, 12, config.updated(epochs=1, lr=1e-9), window=24, progress="off")
+    model = fit_global(series, 6, 12, config, window=24, progress="off")
+    ends = [np.arange(len(v) - 40, len(v) - 6) for v in series]
+
+    def scaled_error(m):  # each series' MAE over its level, so that none dominates
+        found = m.forecasts(series, ends)
+        return np.mean(
+            [
+                np.mean(np.abs(f - v[o[:, None] + np.arange(1, 7)])) / v.mean()
+                for f, v, o in zip(found, series, ends)
+            ]
+        )
+
+    assert scaled_error(model) < 0.8 * scaled_error(untrained)  # training beats the start, on every scale
+    forecast, bands = model.future(series)
+    assert forecast.shape == (4, 6)
+    for k, level in enumerate((5.0, 100.0, 3000.0, 40.0)):
+        assert 0.5 * level < forecast[k].mean() < 1.5 * level  # each series in its own units
+    lo95, hi95 = bands[95]
+    lo80, hi80 = bands[80]
+    assert (lo95 < lo80).all() and (lo80 < forecast).all() and (forecast < hi80).all() and (hi80 < hi95).all()
+
+
+def test_a_series_too_short_for_the_window_is_named():
+    series = [seasonal_series(10.0, 200, 0), seasonal_series(10.0, 40, 1)]
+    config = TrainConfig(epochs=1, seed=0, precision="fp32")
+    with pytest.raises(ValueError, match="series 2: 40 steps are too few"):
+        fit_global(series, 6, 12, config, window=24, progress="off")
