@@ -115,3 +115,19 @@ def test_local_scale_is_the_mean_absolute_step_over_the_window():
     np.testing.assert_allclose(local_scale(values, np.array([2, 4]), window=2, log=False), [1.5, 1.5])
     np.testing.assert_allclose(local_scale(values, np.array([3]), window=3, log=False), [2.0])
     np.testing.assert_allclose(local_scale(values, np.array([1]), window=2, log=True), [np.log(2)])
+
+
+def test_without_statsforecast_the_lstm_is_the_forecast_and_the_report_says_how_to_add_them(monkeypatch):
+    from lstmkit import Forecaster, stat_baselines
+
+    monkeypatch.setattr(stat_baselines, "have_statsforecast", lambda: False)
+    steps = np.arange(60)
+    frame = pd.DataFrame(
+        {"Month": pd.date_range("2020-01", periods=60, freq="MS"), "Sales": 50 + steps % 12 + 0.5 * steps}
+    )
+    fc = Forecaster(horizon=2).fit(frame, target="Sales", test_size=12, epochs=2, verbose=False)
+    metrics = fc.evaluate()
+    assert metrics["forecast"] == LSTM and metrics["mae"] == metrics["LSTM"]["mae"]
+    assert set(metrics["baselines"]) == {"naive", "seasonal_naive"}
+    assert any("pip install 'lstmkit[stats]'" in note for note in metrics["baseline_notes"])
+    assert "pip install 'lstmkit[stats]'" in fc.score_table()

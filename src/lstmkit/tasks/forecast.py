@@ -310,7 +310,7 @@ class Forecaster(Estimator):
         forecast_blend); the statistical methods are fitted on the part before it."""
         origins = split.validation.numpy()
         actual = series.values[origins[:, None] + np.arange(1, self.config.horizon + 1)]  # (O, H)
-        forecasts, notes = self._all_forecasts(series, split.n_train - split.n_validation, origins)
+        forecasts, _, notes = self._all_forecasts(series, split.n_train - split.n_validation, origins)
         self.weights = choose(forecasts, actual)
         combined = blend(forecasts, self.weights)
         log = self.encoding.log and bool((combined > 0).all())
@@ -321,15 +321,13 @@ class Forecaster(Estimator):
 
     def _all_forecasts(self, series: Series, n_fit: int, origins: np.ndarray):
         """The LSTM's and the statistical methods' forecasts (fitted on the first N_FIT steps, no refit)
-        at ORIGINS: ({name: (O, H)}, notes)."""
-        forecasts = {LSTM: self._forecasts(series, origins)}
-        if not stat_baselines.have_statsforecast():
-            return forecasts, [f"no statistical baselines: {stat_baselines.MISSING}"]
+        at ORIGINS: ({name: (O, H)}, the statistical methods' {name: {level: (lo, hi)}}, notes)."""
+        lstm = {LSTM: self._forecasts(series, origins)}
         found, notes = stat_baselines.statistical_forecasts(
             series.values, n_fit, origins, self.config.horizon, self.season
         )
-        self.stat_intervals = {name: f.intervals for name, f in found.items()}
-        return {**forecasts, **{name: f.point for name, f in found.items()}}, notes
+        points = {name: f.point for name, f in found.items()}
+        return {**lstm, **points}, {name: f.intervals for name, f in found.items()}, notes
 
     def _blended(self, forecasts: dict[str, np.ndarray]) -> np.ndarray:
         missing = [name for name in self.weights if name not in forecasts]
@@ -460,14 +458,14 @@ class Forecaster(Estimator):
 
         steps = len(series.values)
         last = np.array([steps - 1])
-        forecasts, _ = self._all_forecasts(series, steps, last)  # the statistical methods fitted on it all
+        forecasts, _, _ = self._all_forecasts(series, steps, last)  # the statistical methods fitted on all
         forecast = self._blended(forecasts)  # (1, H)
         frame = {"step": np.arange(1, horizon + 1)}
         if series.times is not None:
             frame["ds"] = series.clock.later(series.times[-1], horizon)
         frame["forecast"] = forecast[0, :horizon]
+        scale = local_scale(series.values, last, self.window, self.intervals.log)
         for level in LEVELS:
-            scale = local_scale(series.values, last, self.window, self.intervals.log)
             lo, hi = self.intervals.bounds(forecast, scale, level)
             frame[f"lo_{level}"], frame[f"hi_{level}"] = lo[0, :horizon], hi[0, :horizon]
         return pd.DataFrame(frame)
@@ -489,8 +487,7 @@ class Forecaster(Estimator):
         if not len(origins):
             raise InputError(f"the test part holds no forecast origin: it needs at least {horizon} steps")
         actual = values[origins[:, None] + np.arange(1, horizon + 1)]  # (O, H)
-        self.stat_intervals = {}
-        models, notes = self._all_forecasts(series, n_train, origins)
+        models, stat_bands, notes = self._all_forecasts(series, n_train, origins)
         forecasts = {
             "lstmkit": self._blended(models),
             **models,
@@ -502,11 +499,11 @@ class Forecaster(Estimator):
         scale = local_scale(values, origins, self.window, self.intervals.log)
         bands = {level: self.intervals.bounds(forecasts["lstmkit"], scale, level) for level in LEVELS}
         intervals = {"lstmkit": interval_scores(bands, actual, train, season)}
-        for name, found in self.stat_intervals.items():
+        for name, found in stat_bands.items():
             intervals[name] = interval_scores(found, actual, train, season)
         judged = {name: s for name, s in scores.items() if name != LSTM}  # lstmkit against the others
         winner = {key: min(judged, key=lambda name: judged[name][key]) for key in ("mase", "rmse")}
-        self.evaluation = (series, origins, forecasts, scores, len(values) - n_train, bands, intervals)
+        self.evaluation = (series, origins, forecasts, scores, len(values) - n_train, intervals)
         self._record(
             {
                 **scores["lstmkit"],
@@ -567,7 +564,7 @@ class Forecaster(Estimator):
 
     def score_table(self) -> str:
         """The last evaluation's scores as a table, the baselines beside the model, and the winner."""
-        _, origins, _, scores, _, _, intervals = self.evaluation
+        _, origins, _, scores, _, intervals = self.evaluation
         horizon = self.config.horizon
         lines = [f"Test part: {len(origins)} forecast origins x {horizon} step(s), in the series' units:"]
         head = f"  {'':16}{'RMSE':>10}{'MAE':>10}{'MASE':>8}"
@@ -590,7 +587,7 @@ class Forecaster(Estimator):
 
         if getattr(self, "evaluation", None) is None:
             return []
-        series, origins, forecasts, scores, n_test, bands, _ = self.evaluation
+        series, origins, forecasts, scores, n_test, _ = self.evaluation
         horizon, season = self.config.horizon, self.season
         step = STEP_NAMES.get(series.clock.frequency, "step")
         path = directory / FORECAST_PNG
