@@ -179,12 +179,46 @@ def daily_temperatures(seed: int = 300) -> bytes:
     return "\r\n".join(rows).encode("ascii")
 
 
+# ---- three monthly series in one file, Nixtla's long format -----------------------------------------------
+# Columns unique_id, ds, y, price (numeric), promo (categorical: off, tv, web); 2021-01..2022-12 for each
+# store, ds written as the first of the month. The series' rows interleaved (a row of each store in turn)
+# and store-2's in reverse order; store-1's y empty in 2021-06; store-3 without its 2022-03 row; LF, a final
+# newline.
+STORES = (("store-1", 120.0), ("store-2", 80.0), ("store-3", 200.0))  # (id, level)
+MONTHS = 24
+PROMOS = ["off", "off", "tv", "web"]  # not "none": that reads as a missing value
+
+
+def store_rows(key: str, level: float, rng: Draws) -> list[str]:
+    rows = []
+    for k in range(MONTHS):
+        month = f"{2021 + k // 12}-{k % 12 + 1:02d}-01"
+        promo = rng.choice(PROMOS)
+        lift = {"off": 0.0, "tv": 15.0, "web": 8.0}[promo]
+        sales = level * (1 + 0.15 * math.sin(2 * math.pi * k / 12)) + 0.5 * k + lift + rng.gauss(0, 3)
+        price = rng.uniform(9, 11)
+        y = "" if (key, month) == ("store-1", "2021-06-01") else f"{sales:.1f}"
+        if (key, month) != ("store-3", "2022-03-01"):
+            rows.append(f"{key},{month},{y},{price:.2f},{promo}")
+    return rows[::-1] if key == "store-2" else rows
+
+
+def long_panel(seed: int = 400) -> bytes:
+    rng = Draws(seed)
+    series = [store_rows(key, level, rng) for key, level in STORES]
+    lines = ["unique_id,ds,y,price,promo"]
+    for k in range(MONTHS):
+        lines.extend(rows[k] for rows in series if k < len(rows))
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
 def fixtures() -> dict[str, bytes]:
     """Each fixture's path under tests/data and its bytes."""
     files = {
         "reviews/reviews.pos": reviews(POSITIVE, seed=100),
         "reviews/reviews.neg": reviews(NEGATIVE, seed=101),
         "daily-temperatures.csv": daily_temperatures(),
+        "stores-long.csv": long_panel(),
     }
     for name, (ones, minus_ones, seed) in SPLITS.items():
         files[f"ucr/{name}"] = ucr(ones, minus_ones, seed)

@@ -41,11 +41,25 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     lines: list[int]
+    label: str = ""  # "series 'H3'" for the rows of one series of a file of many, for messages
 
     def place(self, i: int) -> str:
-        """Where row I comes from, for messages: "data.csv, line 32" or "DataFrame, row 31"."""
+        """Where row I comes from, for messages: "data.csv, line 32", "DataFrame, row 31" or
+        "data.csv, line 57 (series 'H3')"."""
         word = "line" if isinstance(self.path, Path) else "row"
-        return f"{self.path}, {word} {self.lines[i]}"
+        return f"{self.path}, {word} {self.lines[i]}{self.suffix()}"
+
+    def source(self) -> str:
+        """The file, and the series when the table holds one of many: "data.csv (series 'H3')"."""
+        return f"{self.path}{self.suffix()}"
+
+    def suffix(self) -> str:
+        return f" ({self.label})" if self.label else ""
+
+    def subset(self, rows: list[int] | np.ndarray, label: str) -> Table:
+        """The rows ROWS (indices, in that order) with their lines, as the table of one series."""
+        lines = [self.lines[i] for i in rows]
+        return Table(self.path, self.header, [self.rows[i] for i in rows], lines, label)
 
     def index(self, name: str) -> int:
         if name not in self.header:
@@ -76,7 +90,7 @@ def read_table(path: str | Path) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""))
     header, rows, lines = None, [], []
     for fields in reader:
-        if not any(f.strip() for f in fields):
+        if not "".join(fields).strip():
             continue  # blank lines
         if header is None:
             header = [f.strip() for f in fields]
@@ -116,8 +130,15 @@ def table_from_frame(frame) -> Table:
 
 def parse_numbers(table: Table, name: str, missing_ok: bool = True) -> np.ndarray:
     """The column as float64, NaN where missing; InputError at the first value that is not a number."""
-    values = np.empty(len(table.rows))
-    for i, text in enumerate(table.column(name)):
+    texts = table.column(name)
+    try:
+        values = np.array(texts, dtype=float)  # all numbers: at once
+        if np.isfinite(values).all():
+            return values
+    except ValueError:
+        pass  # a missing value or a mistake: one by one, below
+    values = np.empty(len(texts))
+    for i, text in enumerate(texts):
         if text.lower() in MISSING and missing_ok:
             values[i] = np.nan
             continue
@@ -150,14 +171,8 @@ def one_hot(table: Table, name: str, categories: list[str] | None = None) -> tup
     ``categories`` fixes the columns (from training); a label outside them gets all zeros.
     """
     labels = table.column(name)
-    present = [label for label in labels if label.lower() not in MISSING]
     if categories is None:
-        categories = sorted(set(present))
-        if len(categories) > MAX_CATEGORIES:
-            raise InputError(
-                f"{table.path}, column {name!r}: {len(categories)} distinct non-numeric values, too many for "
-                f"a categorical feature (at most {MAX_CATEGORIES}); leave it out of --features"
-            )
+        categories = category_labels(table, name, labels)
     codes = np.zeros((len(labels), len(categories)))  # (N, K)
     position = {c: k for k, c in enumerate(categories)}
     for i, label in enumerate(labels):
@@ -166,6 +181,18 @@ def one_hot(table: Table, name: str, categories: list[str] | None = None) -> tup
         elif label in position:
             codes[i, position[label]] = 1.0
     return codes, categories
+
+
+def category_labels(table: Table, name: str, labels: list[str] | None = None) -> list[str]:
+    """The distinct labels of a categorical column (LABELS: the column, when already at hand), sorted."""
+    labels = table.column(name) if labels is None else labels
+    categories = sorted({label for label in labels if label.lower() not in MISSING})
+    if len(categories) > MAX_CATEGORIES:
+        raise InputError(
+            f"{table.source()}, column {name!r}: {len(categories)} distinct non-numeric values, too many for "
+            f"a categorical feature (at most {MAX_CATEGORIES}); leave it out of --features"
+        )
+    return categories
 
 
 # ---- times ---------------------------------------------------------------------------------------------
@@ -177,15 +204,22 @@ class Clock:
     step: int
     frequency: str  # a key of SEASONS
 
+    # Without a unit, times are whole numbers (integer steps 1, 2, 3...: int64), not dates.
     def positions(self, times: np.ndarray) -> np.ndarray:
         """Whole steps since 1970-01-01 (the position in any season): (N,) int64."""
+        if not self.unit:
+            return times.astype(np.int64) // self.step
         return times.astype(f"datetime64[{self.unit}]").astype(np.int64) // self.step
 
     def later(self, last: np.datetime64, count: int) -> np.ndarray:
         """The ``count`` times after ``last``."""
+        if not self.unit:
+            return last + np.arange(1, count + 1, dtype=np.int64) * self.step
         return last + np.arange(1, count + 1) * np.timedelta64(self.step, self.unit)
 
     def format(self, times: np.ndarray) -> list[str]:
+        if not self.unit:
+            return [str(int(t)) for t in times]
         text = np.datetime_as_string(times, unit="h" if self.unit == "h" else None)
         return [t.replace("T", " ") + (":00" if self.unit == "h" else "") for t in text]
 
@@ -223,10 +257,23 @@ def parse_times(table: Table, names: list[str]) -> np.ndarray:
     raise AssertionError("numpy rejected the times as a whole but accepted each one")
 
 
+def parse_steps(table: Table, name: str) -> np.ndarray:
+    """Times that are whole numbers (integer steps 1, 2, 3...) from one column; (N,) int64."""
+    values = parse_numbers(table, name, missing_ok=False)
+    whole = values == np.round(values)
+    if not whole.all():
+        i = int(np.argmin(whole))
+        raise InputError(
+            f"{table.place(i)}, column {name!r}: {table.column(name)[i]!r} is not a whole number; "
+            "integer time steps are 1, 2, 3..."
+        )
+    return values.astype(np.int64)
+
+
 def detect_clock(table: Table, times: np.ndarray) -> Clock:
     """The series' step from the most common gap between consecutive times."""
     if len(times) < 2:
-        raise InputError(f"{table.path}: a single row is not a series; give at least a few rows")
+        raise InputError(f"{table.source()}: a single row is not a series; give at least a few rows")
     unit = np.datetime_data(times.dtype)[0]
     if unit in ("M", "Y"):
         months = times.astype("datetime64[M]").astype(np.int64)
@@ -278,11 +325,30 @@ def load_series(
     first complete one are dropped.
     """
     table = read_table(path) if isinstance(path, (str, Path)) else table_from_frame(path)
+    return series_from_table(table, target, time, features, categories)
+
+
+def series_from_table(
+    table: Table,
+    target: str,
+    time: list[str] | None = None,
+    features: list[str] = (),
+    categories: dict[str, list[str]] | None = None,
+    *,
+    steps: bool = False,
+) -> Series:
+    """The regular, gap-free series of TARGET in TABLE (a file's, or one series' rows of it), as
+    ``load_series`` describes. steps: TIME is one column of whole numbers (1, 2, 3...), put on a grid of
+    step 1 as times are; the Series' times are then those numbers (int64) and its clock STEPLESS."""
     table.index(target)
     for name in features:
         table.index(name)
     time = guess_time_columns(table, target, features) if time is None else list(time)
-    times = parse_times(table, time) if time else None
+    times = None
+    if steps:
+        times = parse_steps(table, time[0])
+    elif time:
+        times = parse_times(table, time)
     values = parse_numbers(table, target)
     if categories is None:
         numeric = [name for name in features if is_numeric(table.column(name))]
@@ -297,7 +363,7 @@ def load_series(
     data = np.stack(columns, axis=1)  # (N, 1 + F)
     clock, notes = STEPLESS, []
     if times is not None:
-        clock = detect_clock(table, times)
+        clock = STEPLESS if steps else detect_clock(table, times)
         times, data, notes = regularise(table, times, data, clock)
     data, missing, more_notes = fill_missing(table, data, [target, *numeric], fixed)
     times = None if times is None else times[len(times) - len(data) :]
@@ -337,7 +403,9 @@ def regularise(table: Table, times: np.ndarray, data: np.ndarray, clock: Clock):
         times = times.astype("datetime64[M]")  # monthly data dated 1949-01-31 or 1949-01-01: 1949-01
     positions = clock.positions(times)
     steps = np.diff(positions)
-    exact = times == times.astype(f"datetime64[{clock.unit}]").astype(times.dtype)
+    exact = np.ones(len(times), bool)  # whole numbers are on the grid of step 1
+    if clock.unit:
+        exact = times == times.astype(f"datetime64[{clock.unit}]").astype(times.dtype)
     bad = np.flatnonzero(steps <= 0)
     if len(bad):
         i = bad[0] + 1
@@ -360,7 +428,8 @@ def regularise(table: Table, times: np.ndarray, data: np.ndarray, clock: Clock):
     all_times = np.concatenate([times[:1], all_times])
     absent = all_times[np.isin(grid, positions, invert=True)]
     shown = ", ".join(clock.format(absent[:5])) + (", ..." if len(absent) > 5 else "")
-    note = f"{len(absent)} missing {clock.frequency} time(s) inserted and interpolated: {shown}"
+    what = f"{clock.frequency} time(s)" if clock.unit else "step(s)"
+    note = f"{len(absent)} missing {what} inserted and interpolated: {shown}"
     return all_times, full, [note]
 
 
@@ -372,7 +441,7 @@ def fill_missing(table: Table, data: np.ndarray, numeric: list[str], categorical
     complete = ~np.isnan(data).any(axis=1)
     if not complete.any():
         raise InputError(
-            f"{table.path}: no row has a value in every column used "
+            f"{table.source()}: no row has a value in every column used "
             f"({', '.join(numeric + list(categorical))}); fill in the values or leave out the empty feature"
         )
     first = int(np.argmax(complete))
