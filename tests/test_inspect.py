@@ -16,6 +16,7 @@ from lstmkit.data.series_encoding import Encoding
 from lstmkit.data.text import CharVocab
 from lstmkit.data.vocab import WordVocab
 from lstmkit.plots.record import GATES, QUANTITIES, GateRecord, saturation, shown, varying_units
+from lstmkit.tasks.forecast_blend import Intervals
 from lstmkit.tasks.inspect import inspect_model
 
 ATOL = 2e-5  # float32 model against the float64 reference
@@ -110,6 +111,8 @@ def forecast_dir(tmp_path):
     fitted = {"target": "sales", "time": [], "features": [], "categories": {}, "frequency": "steps"}
     fitted |= {"input_size": 2, "hidden_size": 4, "window": 5, "season": 1, "season_from": "--season"}
     fitted |= {"split": {"n_train": 40, "n_validation": 6}, "steps": 50, "encoding": encoding.to_dict()}
+    intervals = Intervals(False, {80: ((-1.0, -2.0), (1.0, 2.0)), 95: ((-2.0, -3.0), (2.0, 3.0))}, 10)
+    fitted |= {"blend": {"LSTM": 1.0}, "blend_chosen_on": "validation MAE", "intervals": intervals.to_dict()}
     return saved(tmp_path / "fc", lstmkit.Forecaster(horizon=2), {**fitted, "source": "sales.csv"})
 
 
