@@ -24,8 +24,9 @@ from statistics import NormalDist
 
 import numpy as np
 
+from lstmkit.stat_baselines import LEVELS
+
 LSTM = "LSTM"
-LEVELS = (80, 95)
 MIN_EMPIRICAL = 40  # errors per step below which the quantiles are the normal's
 
 

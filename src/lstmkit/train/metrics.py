@@ -42,7 +42,7 @@ def mae(predicted: Tensor, actual: Tensor) -> float:
 def mase(predicted: Tensor, actual: Tensor, train: Tensor, season: int = 1) -> float:
     """Mean absolute scaled error (Hyndman & Koehler 2006): the MAE divided by the in-sample MAE of the
     seasonal naive forecast y[t] = y[t - season] on the training series."""
-    scale = torch.mean((train[season:] - train[:-season]).abs()).item()
+    scale = seasonal_scale(train, season)
     return mae(predicted, actual) / scale if scale else math.inf
 
 
