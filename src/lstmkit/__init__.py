@@ -3,8 +3,9 @@
 from lstmkit import LSTM          # drop-in for torch.nn.LSTM
 output, (h_n, c_n) = LSTM(8, 16)(x)
 
-and the jobs around it as estimators: Forecaster, TextClassifier, SeriesClassifier, CharLM
-(fit, predict, evaluate, save, load, gates); lstmkit.load(DIR) opens any model directory.
+and the jobs around it as estimators: Forecaster, GlobalForecaster (many series), TextClassifier,
+SeriesClassifier, CharLM (fit, predict, evaluate, save, load, gates); lstmkit.load(DIR) opens any model
+directory.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +26,7 @@ from lstmkit.tasks.charlm import CharLM  # noqa: E402  (the estimators need the 
 from lstmkit.tasks.classify import SeriesClassifier  # noqa: E402
 from lstmkit.tasks.estimator import load_estimator as load  # noqa: E402
 from lstmkit.tasks.forecast import Forecaster  # noqa: E402
+from lstmkit.tasks.forecast_panel import GlobalForecaster  # noqa: E402
 from lstmkit.tasks.sentiment import TextClassifier  # noqa: E402
 
 
@@ -43,6 +45,7 @@ __all__ = [
     "load",
     "CharLM",
     "Forecaster",
+    "GlobalForecaster",
     "SeriesClassifier",
     "TextClassifier",
     "__version__",

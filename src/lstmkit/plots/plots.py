@@ -157,6 +157,42 @@ def plot_forecast(
     save_figure(fig, path)
 
 
+def plot_panel_forecasts(
+    path: Path,
+    names: list[str],
+    series: list[np.ndarray],
+    origins: list[int],
+    forecasts: list[np.ndarray],
+    lows: list[np.ndarray],
+    highs: list[np.ndarray],
+    title: str,
+) -> None:
+    """A grid, one panel per series: its values (N_i,) around its first test origin, the forecast (H,)
+    from that origin and its interval [low, high] (H,)."""
+    columns = 2 if len(names) > 1 else 1
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(11, 0.6 + 2.6 * rows), dpi=110, squeeze=False)
+    for ax, name, values, origin, forecast, low, high in zip(
+        axes.flat, names, series, origins, forecasts, lows, highs
+    ):
+        horizon = len(forecast)
+        start = max(0, origin + 1 - 3 * horizon)
+        shown = np.arange(start, min(len(values), origin + 1 + horizon))
+        ahead = origin + 1 + np.arange(horizon)
+        ax.plot(shown, values[shown], color="black", linewidth=1, label="actual")
+        ax.plot(ahead, forecast, color="tab:blue", linewidth=1.4, label="lstmkit")
+        ax.fill_between(ahead, low, high, color="tab:blue", alpha=0.2, label="95% interval")
+        ax.axvline(origin + 0.5, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_title(str(name), fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    axes.flat[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 MEMORY_COLORS = {"lstm": "tab:blue", "gru": "tab:green", "rnn": "tab:red"}
 
 

@@ -57,6 +57,9 @@ SMALL_DATA = 1000  # training windows; fewer get a small model, which cannot mem
 SMALL_HIDDEN, LARGE_HIDDEN = 8, 32  # LSTM units for small and large data
 STEP_NAMES = {"hourly": "hour", "daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter"}
 LONG_FORMAT = ("unique_id", "ds", "y")  # Nixtla's column names, as Darts and NeuralForecast users hold data
+SINGLE_TEST_SIZE = 0.2  # the test part of one series, as a fraction
+SHOWN_ROWS = 20  # rows of a many-series forecast printed
+ARIMA_SHORT_STEPS = 300  # many series: AutoARIMA runs when every series is this short (its search is slow)
 AUTO = ("auto", "yes", "no")
 
 
@@ -262,6 +265,7 @@ class Forecaster(Estimator):
         self._configure(training, checkpoint_dir, resume)
         cfg = self.config
         self.source = source_name(data)
+        refuse_many(data)
         target, time = self._columns(data, target, time)
         series = load_series(data, target, time, list(features))
         steps = len(series.values)
@@ -353,12 +357,19 @@ class Forecaster(Estimator):
                 f"{source_name(data)}: which column to forecast? Give target= (--target COL), or name the "
                 f"columns {', '.join(LONG_FORMAT)} as Nixtla's tools do"
             )
-        if "unique_id" in columns and hasattr(data, "columns") and data["unique_id"].nunique() > 1:
-            raise InputError(
-                f"DataFrame: holds {data['unique_id'].nunique()} series (unique_id); this forecaster models "
-                "one series at a time: choose one, e.g. df[df.unique_id == 'H1']"
-            )
         return "y", time if time is not None else (["ds"] if "ds" in columns else None)
+
+    @classmethod
+    def load(cls, directory: str | Path):
+        """The forecaster saved in DIRECTORY: a GlobalForecaster when it was trained on many series."""
+        from lstmkit.tasks.forecast_panel import LAYOUT, GlobalForecaster
+        from lstmkit.train.checkpoint import CONFIG_FILE, read_json
+
+        path = Path(directory) / CONFIG_FILE
+        fitted = read_json(path).get("fitted", {}) if path.is_file() else {}
+        if cls is Forecaster and isinstance(fitted, dict) and fitted.get("layout") == LAYOUT:
+            return GlobalForecaster.load(directory)
+        return super().load(directory)
 
     def _describe(self, network: ForecastNetwork) -> None:
         series, split, encoding, cfg = self.series, self.split, self.encoding, self.config
@@ -648,6 +659,22 @@ class Forecaster(Estimator):
         return ForecastNetwork(self.input_size, self.config.horizon, self.hidden_size, self.config.num_layers)
 
 
+def refuse_many(data) -> None:
+    """InputError for a file or DataFrame of many series: they are the GlobalForecaster's."""
+    from lstmkit.data.panel import ID, detect_layout
+
+    if isinstance(data, (str, Path)) and not Path(data).is_file():
+        return  # load_series says what is wrong with the path
+    layout = detect_layout(data)
+    if layout != "single":
+        what = "the M4 wide layout" if layout == "wide" else f"many series ({ID})"
+        raise InputError(
+            f"{source_name(data)}: holds {what}; this forecaster models one series: use "
+            "lstmkit.GlobalForecaster for one model of all of them, or choose one, e.g. "
+            "df[df.unique_id == 'H1']"
+        )
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -662,12 +689,19 @@ def time_label(series: Series) -> str:
 
 # ---- the command line ----------------------------------------------------------------------------------
 def train(fc: Forecaster, args: argparse.Namespace, out_dir: Path) -> Outcome:
+    """Fit and evaluate: the Forecaster on one series, the GlobalForecaster on a file of many."""
+    from lstmkit.data.panel import detect_layout
+
+    if args.test_file is not None or detect_layout(args.csv, args.id or "unique_id") != "single":
+        return train_many(fc, args, out_dir)
+    if args.id is not None:
+        raise InputError(f"{args.csv}: --id {args.id}: the column holds one series (or is absent)")
     fc.fit(
         args.csv,
         args.target,
         time=args.time,
         features=args.features,
-        test_size=args.test_size,
+        test_size=SINGLE_TEST_SIZE if args.test_size is None else args.test_size,
         checkpoint_dir=out_dir,
         resume=args.resume,
     )
@@ -677,8 +711,42 @@ def train(fc: Forecaster, args: argparse.Namespace, out_dir: Path) -> Outcome:
     )
 
 
+def train_many(fc: Forecaster, args: argparse.Namespace, out_dir: Path) -> Outcome:
+    from lstmkit.data.panel import DS, ID, Y
+    from lstmkit.tasks.forecast_panel import GlobalForecaster
+
+    if args.time is not None and len(args.time) > 1:
+        raise InputError(f"--time {','.join(args.time)}: a file of many series has one time column (ds)")
+    gf = GlobalForecaster(**fc.get_params())
+    gf.fit(
+        args.csv,
+        test_data=args.test_file,
+        id=args.id or ID,
+        time=args.time[0] if args.time else DS,
+        target=args.target or Y,
+        features=args.features,
+        test_size=args.test_size,
+        statistical=args.baselines,
+        checkpoint_dir=out_dir,
+        resume=args.resume,
+    )
+    if gf.test_steps:
+        gf.evaluate()
+        summary = gf.score_table()
+    else:
+        gf.record_fit()
+        summary = (
+            f"No test part (--test-size 0): every step of the {len(gf.ids)} series trained the model; the "
+            f"validation loss at the end of each is {gf.training_state.best:.4g}."
+        )
+    data = args.csv if args.test_file is None else "FILE (the series up to now)"
+    return Outcome(summary, f"Forecast beyond the data with: lstmkit forecast predict {out_dir} {data}", gf)
+
+
 def predict(args: argparse.Namespace) -> None:
     fc = Forecaster.load(args.model_dir)
+    if not isinstance(fc, Forecaster):
+        return predict_many(fc, args)
     horizon = fc._horizon(args.horizon)
     series = fc._series(args.csv)
     frame = fc._future(series, horizon)
@@ -701,14 +769,40 @@ def predict(args: argparse.Namespace) -> None:
     print(f"Wrote {len(frame)} forecast step(s) after the last row of {args.csv} ({last}) to {output}")
 
 
+def predict_many(gf, args: argparse.Namespace) -> None:
+    """Nixtla's columns: a row per series and future step, unique_id, ds, forecast, lo_80 ... hi_95."""
+    frame = gf.predict(args.csv, args.horizon)
+    table = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    output = args.output or Path(args.model_dir) / FORECAST_CSV
+    write_atomic(output, table)
+    lines = table.splitlines()
+    print("\n".join(lines[: SHOWN_ROWS + 1]))
+    if len(lines) > SHOWN_ROWS + 1:
+        print(f"... ({len(lines) - 1 - SHOWN_ROWS} more rows)")
+    series = frame["unique_id"].nunique()
+    print(f"Wrote {len(frame)} forecast rows ({series} series x {len(frame) // series} steps) to {output}")
+
+
 def parse_test_size(text: str) -> float:
-    """A fraction of the series (0 < f < 1) or a count of steps (a whole number >= 1)."""
-    if text.isdigit() and int(text) >= 1:
+    """A fraction of the series (0 < f < 1) or a count of steps (a whole number; 0 only for many series)."""
+    if text.isdigit():
         return float(text)
     fraction = number(text)
     if not 0 < fraction < 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 or a count >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a fraction between 0 and 1 or a count >= 0, got {text!r}")
     return fraction
+
+
+def method_list(text: str) -> tuple[str, ...]:
+    """statsforecast methods separated by commas, or "none"."""
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    unknown = [name for name in names if name not in stat_baselines.STAT_METHODS]
+    if unknown:
+        known = ", ".join(stat_baselines.STAT_METHODS)
+        raise argparse.ArgumentTypeError(f"unknown method {unknown[0]!r}: choose from {known}, or none")
+    return names
 
 
 def column_list(text: str) -> list[str]:
@@ -782,9 +876,23 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--test-size",
         type=parse_test_size,
-        default=0.2,
         metavar="N",
-        help="the test part at the end: a fraction or a number of steps (default: 0.2)",
+        help="the test part at the end: a fraction or a number of steps (default: 0.2; many series: the "
+        "horizon, and 0 trains on the whole of every series)",
+    )
+    data.add_argument("--id", metavar="COL", help="many series: the series id column (default: unique_id)")
+    data.add_argument(
+        "--test-file",
+        type=Path,
+        metavar="FILE",
+        help="many series: the test part in its own file, the same series continued (M4's Hourly-test.csv)",
+    )
+    data.add_argument(
+        "--baselines",
+        type=method_list,
+        metavar="LIST",
+        help="many series: the statsforecast methods scored beside (default: AutoETS,AutoTheta, and AutoARIMA when "
+        f"every series is at most {ARIMA_SHORT_STEPS} steps); none for no statistical method",
     )
 
     p = add_command(actions, "predict", Forecaster, ".load(DIR).predict(CSV)", predict, PREDICT_TEXTS)

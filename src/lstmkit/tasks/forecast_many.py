@@ -4,8 +4,8 @@ Each series is encoded on its own (log, differences from one season before, scal
 series' training part: lstmkit.data.series_encoding), and the encoded series are laid end to end, so that
 the single-series ForecastJob trains on them unchanged: the forecast origins of each series index into the
 joined inputs, and no window crosses from one series into the next. The last VALIDATION steps of every
-series are held out for early stopping and give the split-conformal intervals, pooled over the series in
-each series' recent variability (lstmkit.tasks.forecast_blend).
+series' training part are held out for early stopping and give the split-conformal intervals, pooled over
+the series in each series' recent variability (lstmkit.tasks.forecast_blend).
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ import numpy as np
 import torch
 
 from lstmkit.data.series_encoding import Encoding
+from lstmkit.data.timeseries import Series
+from lstmkit.errors import InputError
 from lstmkit.models.forecaster import ForecastNetwork
-from lstmkit.tasks.forecast import ForecastJob, Split, numbers_series
+from lstmkit.tasks.forecast import ForecastJob, Split
 from lstmkit.tasks.forecast_blend import LEVELS, Intervals, local_scale
 from lstmkit.train.loop import LoopState, TrainConfig, Trainer
+
+Bands = dict[int, tuple[np.ndarray, np.ndarray]]  # level -> (lo, hi), each (O, H)
 
 
 @dataclass
@@ -30,75 +34,116 @@ class GlobalModel:
     encodings: list[Encoding]
     window: int
     intervals: Intervals
-    state: LoopState
+    state: LoopState | None = None
 
     @property
     def horizon(self) -> int:
         return self.network.head.out_features
 
-    def forecasts(self, series: list[np.ndarray], origins: list[np.ndarray]) -> list[np.ndarray]:
+    @torch.no_grad()
+    def forecasts(self, series: list[Series], origins: list[np.ndarray]) -> list[np.ndarray]:
         """Each series' forecasts (O_i, H) from its ORIGINS (O_i,), in its units."""
         found = []
-        for values, local, encoding in zip(series, origins, self.encodings):
-            inputs = encoding.inputs(numbers_series("y", values))  # (N_i, C)
-            outputs = self.network.predict(inputs, torch.from_numpy(local), self.window)  # (O_i, H)
-            found.append(encoding.decode(values, local, outputs))
+        for one, local, encoding in zip(series, origins, self.encodings):
+            outputs = self.network.predict(encoding.inputs(one), torch.from_numpy(local), self.window)
+            found.append(encoding.decode(one.values, local, outputs))  # (O_i, H)
         return found
 
-    def future(self, series: list[np.ndarray]) -> tuple[np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
-        """The H steps after each series' end (S, H), and each level's (lo, hi) (S, H)."""
-        ends = [np.array([len(values) - 1]) for values in series]
-        forecast = np.concatenate(self.forecasts(series, ends))  # (S, H)
-        scale = np.concatenate(
-            [local_scale(v, e, self.window, self.intervals.log) for v, e in zip(series, ends)]
-        )
-        return forecast, {level: self.intervals.bounds(forecast, scale, level) for level in LEVELS}
+    def bands(self, series: Series, origins: np.ndarray, forecast: np.ndarray) -> Bands:
+        """The 80% and 95% intervals around one series' FORECAST (O, H) made at ORIGINS (O,)."""
+        scale = local_scale(series.values, origins, self.window, self.intervals.log)  # (O,)
+        return {level: self.intervals.bounds(forecast, scale, level) for level in LEVELS}
+
+
+def encode_panel(
+    series: list[Series],
+    n_train: list[int],
+    horizon: int,
+    season: int,
+    *,
+    window: int,
+    log: bool,
+    seasonal_diff: bool,
+    validation: int,
+    names: list[str],
+) -> tuple[list[Encoding], torch.Tensor, torch.Tensor, Split]:
+    """Each series' encoding (fitted on its first n_train steps) and the joined inputs (sum N_i, C), scaled
+    levels (sum N_i,) and training / validation origins into them. InputError naming the first series too
+    short for the window, the horizon and the validation part."""
+    encodings, inputs, levels, fit_origins, val_origins = [], [], [], [], []
+    start = 0
+    for one, n, name in zip(series, n_train, names):
+        encoding = Encoding.fit(one, n, season, log, seasonal_diff, False)
+        first, steps = encoding.offset + window - 1, len(one.values)
+        if n - validation - horizon <= first:
+            lag = f" + season {season} (seasonal differencing)" if encoding.offset else ""
+            raise InputError(
+                f"series {name!r}: {n} steps before its test part are too few for window {window}{lag} + "
+                f"validation {validation} + horizon {horizon}: need {first + validation + horizon + 1}; "
+                "use a smaller --window or --horizon, or leave the series out"
+            )
+        encodings.append(encoding)
+        inputs.append(encoding.inputs(one))  # (N_i, C)
+        levels.append(encoding.scaled_levels(one.values))  # (N_i,)
+        fit_origins.append(start + torch.arange(first, n - validation - horizon))
+        val_origins.append(start + torch.arange(n - validation - 1, n - horizon))
+        start += steps
+    split = Split(torch.cat(fit_origins), torch.cat(val_origins), torch.arange(0), start, validation)
+    return encodings, torch.cat(inputs), torch.cat(levels), split
+
+
+def calibrate(
+    model: GlobalModel, series: list[Series], n_train: list[int], validation: int, log: bool
+) -> Intervals:
+    """The intervals' error quantiles from every series' validation forecasts, pooled."""
+    horizon = model.horizon
+    held = [np.arange(n - validation - 1, n - horizon) for n in n_train]
+    forecast = np.concatenate(model.forecasts(series, held))  # (sum O_i, H)
+    actual = np.concatenate([s.values[o[:, None] + np.arange(1, horizon + 1)] for s, o in zip(series, held)])
+    scale = np.concatenate([local_scale(s.values, o, model.window, log) for s, o in zip(series, held)])
+    return Intervals.fit(forecast, actual, scale, log)
 
 
 def fit_global(
-    series: list[np.ndarray],
+    series: list[Series],
+    n_train: list[int],
     horizon: int,
     season: int,
     config: TrainConfig,
     *,
     window: int,
+    log: bool,
+    seasonal_diff: bool,
     hidden_size: int = 64,
     num_layers: int = 1,
     batch_size: int = 64,
     validation: int | None = None,
+    names: list[str] | None = None,
+    checkpoint_dir=None,
+    resume: bool = False,
     progress: str = "auto",
 ) -> GlobalModel:
-    """Train one LSTM on every series (each (N_i,), positive for the log encoding), forecasting HORIZON
-    steps; the last VALIDATION steps of each (default 2 x horizon) for early stopping and the intervals."""
+    """Train one LSTM on every series (the first n_train_i steps of each; the rest is the test part),
+    forecasting HORIZON steps; the last VALIDATION steps (default 2 x horizon) of each training part for
+    early stopping and the intervals. NAMES (default 1, 2, ...) name the series in messages; checkpoints
+    in CHECKPOINT_DIR (None: none)."""
     validation = validation or 2 * horizon
-    log = all((values > 0).all() for values in series)
-    encodings, inputs, levels, fit_origins, val_origins, starts = [], [], [], [], [], []
-    start = 0
-    for i, values in enumerate(series):
-        frame = numbers_series("y", values)
-        encoding = Encoding.fit(frame, len(values), season, log, season > 1, False)
-        first, steps = encoding.offset + window - 1, len(values)
-        if steps - validation - horizon <= first:
-            raise ValueError(
-                f"series {i + 1}: {steps} steps are too few for window {window} + season {season} + "
-                f"horizon {horizon} + validation {validation}"
-            )
-        encodings.append(encoding)
-        inputs.append(encoding.inputs(frame))
-        levels.append(encoding.scaled_levels(values))
-        fit_origins.append(start + torch.arange(first, steps - validation - horizon))
-        val_origins.append(start + torch.arange(steps - validation - 1, steps - horizon))
-        starts.append(start)
-        start += steps
-    split = Split(torch.cat(fit_origins), torch.cat(val_origins), torch.arange(0), start, 0)
+    names = names or [str(i + 1) for i in range(len(series))]
+    encodings, inputs, levels, split = encode_panel(
+        series,
+        n_train,
+        horizon,
+        season,
+        window=window,
+        log=log,
+        seasonal_diff=seasonal_diff,
+        validation=validation,
+        names=names,
+    )
     torch.manual_seed(config.seed)
-    network = ForecastNetwork(inputs[0].shape[1], horizon, hidden_size, num_layers)
-    job = ForecastJob(network, torch.cat(inputs), torch.cat(levels), split, window, batch_size, config.seed)
-    state = Trainer(job, config, None, unit="windows", progress=progress).fit()
+    network = ForecastNetwork(inputs.shape[1], horizon, hidden_size, num_layers)
+    job = ForecastJob(network, inputs, levels, split, window, batch_size, config.seed)
+    state = Trainer(job, config, checkpoint_dir, unit="windows", progress=progress).fit(resume)
     model = GlobalModel(network.eval(), encodings, window, Intervals(log, {}, 0), state)
-    held = [np.arange(len(values) - validation - 1, len(values) - horizon) for values in series]
-    forecast = np.concatenate(model.forecasts(series, held))  # (sum O_i, H)
-    actual = np.concatenate([v[o[:, None] + np.arange(1, horizon + 1)] for v, o in zip(series, held)])
-    scale = np.concatenate([local_scale(v, o, window, log) for v, o in zip(series, held)])
-    model.intervals = Intervals.fit(forecast, actual, scale, log)
+    model.intervals = calibrate(model, series, n_train, validation, log)
     return model

@@ -21,10 +21,12 @@ GROUPS = {"data": "data", "model": "model", "training": "training"}
 
 class Outcome(NamedTuple):
     """What a task's train step tells the user, between "Stopped: ..." and "Wrote ...": its scores, and
-    the command to run next."""
+    the command to run next; the estimator that trained, when the task chose another than the command's
+    (the many-series forecaster for a file of many series)."""
 
     summary: str
     next: str
+    estimator: Estimator | None = None
 
 
 def add_delimiter_option(group) -> None:
@@ -97,6 +99,7 @@ def run_train(args: argparse.Namespace, estimator_class: type[Estimator], train:
     estimator = estimator_class(**from_arguments(estimator_class.Config, args).to_config())
     out_dir = check_out_dir(args.out)  # created once the data is known to be good
     outcome = train(estimator, args, out_dir)
+    estimator = outcome.estimator or estimator
     written = estimator.save(out_dir) if distributed.is_main() else []
     state = estimator.training_state
     print(f"Stopped: {state.stopped}; the weights of the best validation (step {state.best_step}) are kept.")
