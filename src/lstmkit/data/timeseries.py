@@ -322,10 +322,17 @@ def load_series(
     if present, else no times. Categorical features (non-numeric values) are one-hot encoded, with the
     labels of ``categories`` when given (from training). Missing times are inserted; missing values are
     interpolated linearly along time (the last known value carried forward at the end); rows before the
-    first complete one are dropped.
+    first complete one are dropped. A time column named ds (Nixtla's) of whole numbers holds integer
+    steps, not years: the Series then has no times (the row order is the time, missing steps inserted).
     """
     table = read_table(path) if isinstance(path, (str, Path)) else table_from_frame(path)
-    return series_from_table(table, target, time, features, categories)
+    steps = list(time or []) == ["ds"] and all(
+        text.lstrip("-").isdigit() for text in table.column("ds") if text.lower() not in MISSING
+    )
+    series = series_from_table(table, target, time, features, categories, steps=steps)
+    if steps:
+        series.times = None
+    return series
 
 
 def series_from_table(

@@ -891,8 +891,8 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "--baselines",
         type=method_list,
         metavar="LIST",
-        help="many series: the statsforecast methods scored beside (default: AutoETS,AutoTheta, and AutoARIMA when "
-        f"every series is at most {ARIMA_SHORT_STEPS} steps); none for no statistical method",
+        help="many series: the statsforecast methods scored beside (default: AutoETS,AutoTheta, and "
+        f"AutoARIMA when every series is at most {ARIMA_SHORT_STEPS} steps); none for no statistical method",
     )
 
     p = add_command(actions, "predict", Forecaster, ".load(DIR).predict(CSV)", predict, PREDICT_TEXTS)
