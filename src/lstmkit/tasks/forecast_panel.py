@@ -306,7 +306,7 @@ class GlobalForecaster(Estimator):
                     f"{encoding.offset + self.window}: give a longer series, or leave it out"
                 )
             encodings.append(encoding)
-        return GlobalModel(self._check_fitted(), encodings, self.window, self.intervals)
+        return GlobalModel(self._check_fitted(), encodings, self.window, self.season, self.intervals)
 
     def predict(self, data=None, horizon: int | None = None):
         """A pandas DataFrame with a row per series and future step: unique_id, ds, forecast, lo_80, hi_80,
@@ -394,8 +394,9 @@ class GlobalForecaster(Estimator):
             )
         per_series = series_scores(panel, n_train, origins, points, bands, season)
         table = aggregate(per_series, list(points), list(bands))
-        judged = {name: s for name, s in table.items()}
-        winner = {key: min(judged, key=lambda name: judged[name][key]) for key in ("owa", "smape", "mase")}
+        winner = {key: min(table, key=lambda name: table[name][key]) for key in ("owa", "smape", "mase")}
+        banded = [name for name in table if "intervals" in table[name]]
+        winner["msis"] = min(banded, key=lambda name: table[name]["intervals"]["95"]["msis"])
         self.series_metrics, self.evaluation = per_series, (panel, origins, points, bands)
         return self._record(
             {
@@ -458,7 +459,10 @@ class GlobalForecaster(Estimator):
                 row += f"{i['80']['coverage']:11.1%}{i['95']['coverage']:11.1%}{i['95']['msis']:8.2f}"
             lines.append(row)
         w = m["winner"]
-        lines.append(f"Best on the test part: {w['owa']} by OWA, {w['smape']} by sMAPE, {w['mase']} by MASE")
+        lines.append(
+            f"Best on the test part: {w['owa']} by OWA, {w['smape']} by sMAPE, {w['mase']} by MASE; "
+            f"intervals: {w['msis']} by MSIS (95%)"
+        )
         lines += [f"  {note}" for note in m["baseline_notes"]]
         return "\n".join(lines)
 
