@@ -7,6 +7,7 @@ statistical methods (statsforecast's AutoETS, AutoTheta, AutoARIMA) and the mean
 of them, with split-conformal 80% and 95% intervals (see forecast_blend). It is scored on every forecast
 origin of the test part against the LSTM alone, the statistical methods, naive (the last value) and
 seasonal naive (the value one season before), in RMSE, MAE and MASE, its intervals by coverage and MSIS.
+The command line hands a file of many series to lstmkit.GlobalForecaster (forecast_panel).
 """
 
 from __future__ import annotations
@@ -828,6 +829,12 @@ inserted. Missing values (empty, NA) are interpolated along time, leading ones d
 reported. Non-numeric feature columns are categories, one-hot encoded. A CSV in Nixtla's long format
 (columns unique_id, ds, y; one series) needs no --target.
 
+Many series: a long CSV with several unique_id values (or --id COL), or the M4 competition's wide CSV (a row
+per series; its test file with --test-file), trains one LSTM for all of them (lstmkit.GlobalForecaster):
+each series' last --test-size steps (default: the horizon; 0: none) are its test part, scored by sMAPE,
+MASE and M4's OWA against Naive2, seasonal naive, AutoETS and AutoTheta (--baselines); series_metrics.csv
+holds each series' scores.
+
 Season: hourly 24, daily 7 (or 365 when the yearly pattern is the stronger, as for temperatures: a
 forecaster compares the two), weekly 52, monthly 12, quarterly 4; --season overrides. Inputs, chosen on
 the training part unless given: log when a positive series swings more at higher levels; seasonal
@@ -848,7 +855,8 @@ PREDICT_DESCRIPTION = """\
 Forecast the H steps after the last row of CSV with the model in DIR (written by 'forecast train').
 The CSV needs the training columns (target, time, features) and at least the model's window of rows;
 it is cleaned as in training; a statistical method in the forecast is fitted on all of it. Writes step,
-time, forecast and the 80% and 95% intervals (lo_80, hi_80, lo_95, hi_95) to a CSV file and prints them."""
+time, forecast and the 80% and 95% intervals (lo_80, hi_80, lo_95, hi_95) to a CSV file and prints them.
+A model of many series writes a row per series and step: unique_id, ds, forecast, lo_80 ... hi_95."""
 
 PREDICT_EXAMPLES = """\
 examples:

@@ -124,6 +124,12 @@ class GlobalForecaster(Estimator):
         self.hidden_size = cfg.hidden_size or (SMALL_HIDDEN if windows < SMALL_DATA else PANEL_HIDDEN)
         batch_size = cfg.batch_size or min(64, max(1, windows // 4))
         self.statistical = tuple(statistical) if statistical is not None else self._default_statistical()
+        unknown = [name for name in self.statistical if name not in stat_baselines.STAT_METHODS]
+        if unknown:
+            raise InputError(
+                f"statistical={unknown[0]!r}: not one of {', '.join(stat_baselines.STAT_METHODS)} "
+                "(or () for none)"
+            )
         if verbose:
             self._describe(windows)
         model = fit_global(
