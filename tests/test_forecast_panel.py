@@ -127,7 +127,10 @@ def test_test_size_zero_trains_on_every_step():
 
 
 def test_the_single_series_forecaster_points_to_the_global_one():
-    with pytest.raises(InputError, match="holds many series.*lstmkit.GlobalForecaster"):
+    with pytest.raises(
+        InputError,
+        match="holds 3 series .unique_id.; this forecaster models one series: use lstmkit.GlobalForecaster",
+    ):
         lstmkit.Forecaster(horizon=3).fit(STORES, verbose=False)
     with pytest.raises(InputError, match="holds the M4 wide layout.*lstmkit.GlobalForecaster"):
         lstmkit.Forecaster(horizon=3).fit(M4_TRAIN, verbose=False)

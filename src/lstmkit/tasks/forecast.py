@@ -662,13 +662,14 @@ class Forecaster(Estimator):
 
 def refuse_many(data) -> None:
     """InputError for a file or DataFrame of many series: they are the GlobalForecaster's."""
-    from lstmkit.data.panel import ID, detect_layout
+    from lstmkit.data.panel import ID, as_table, detect_layout
 
     if isinstance(data, (str, Path)) and not Path(data).is_file():
         return  # load_series says what is wrong with the path
     layout = detect_layout(data)
     if layout != "single":
-        what = "the M4 wide layout" if layout == "wide" else f"many series ({ID})"
+        count = len(set(as_table(data).column(ID))) if layout == "long" else 0
+        what = "the M4 wide layout" if layout == "wide" else f"{count} series ({ID})"
         raise InputError(
             f"{source_name(data)}: holds {what}; this forecaster models one series: use "
             "lstmkit.GlobalForecaster for one model of all of them, or choose one, e.g. "
