@@ -406,7 +406,7 @@ class GlobalForecaster(Estimator):
         self.series_metrics, self.evaluation = per_series, (panel, origins, points, bands)
         return self._record(
             {
-                **{k: v for k, v in table[LSTMKIT].items()},
+                **table[LSTMKIT],
                 "baselines": {name: s for name, s in table.items() if name != LSTMKIT},
                 "baseline_notes": notes,
                 "winner": winner,
