@@ -219,3 +219,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content, message):
     assert str(path) in error
     assert re.search(message, error), error
     assert not out.exists()  # nothing written for bad data
+
+
+def test_gates_of_one_series_while_it_reads_its_last_window(m4_model):
+    record = m4_model.gates(M4_TRAIN, series="H2")
+    h2 = wide(M4_TRAIN)[1]
+    window = m4_model.window
+    assert record.tokens == [f"{v:.4g}" for v in h2[-window:]]
+    assert record.values["cell"].shape == (1, window, m4_model.hidden_size)
+    first = m4_model.predict(M4_TRAIN).query("unique_id == 'H2'").forecast.iloc[0]
+    assert record.summary.startswith(f"forecast of what follows: 701: {first:.4g}")
+    with pytest.raises(InputError, match="no series 'H9'"):
+        m4_model.gates(M4_TRAIN, series="H9")
