@@ -455,15 +455,7 @@ class Forecaster(Estimator):
         return self._future(self._fitted_series("predict") if data is None else self._series(data), horizon)
 
     def _horizon(self, horizon: int | None) -> int:
-        trained = self.config.horizon
-        horizon = horizon or trained
-        if not 1 <= horizon <= trained:
-            where = f" in {self.directory}" if self.directory else ""
-            raise InputError(
-                f"--horizon {horizon} is out of range: the model{where} forecasts {trained} step(s); ask for "
-                f"1 to {trained}, or train again with --horizon {horizon}"
-            )
-        return horizon
+        return asked_horizon(horizon, self.config.horizon, self.directory)
 
     def _future(self, series: Series, horizon: int):
         import pandas as pd
@@ -658,6 +650,18 @@ class Forecaster(Estimator):
 
     def _build_network(self) -> ForecastNetwork:
         return ForecastNetwork(self.input_size, self.config.horizon, self.hidden_size, self.config.num_layers)
+
+
+def asked_horizon(horizon: int | None, trained: int, directory: Path | None) -> int:
+    """HORIZON (default: the TRAINED one), checked to be 1 to TRAINED; DIRECTORY names the model."""
+    horizon = horizon or trained
+    if not 1 <= horizon <= trained:
+        where = f" in {directory}" if directory else ""
+        raise InputError(
+            f"--horizon {horizon} is out of range: the model{where} forecasts {trained} step(s); ask for "
+            f"1 to {trained}, or train again with --horizon {horizon}"
+        )
+    return horizon
 
 
 def refuse_many(data) -> None:

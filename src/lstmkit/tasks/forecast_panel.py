@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from lstmkit.baselines import naive_forecast, seasonal_naive_forecast
 from lstmkit.data import panel as panels
 from lstmkit.data.panel import Panel
 from lstmkit.data.series_encoding import Encoding
-from lstmkit.data.timeseries import Series, detect_season, seasonal_strength
+from lstmkit.data.timeseries import detect_season, seasonal_strength
 from lstmkit.errors import InputError, NotFittedError
 from lstmkit.files import write_atomic
 from lstmkit.models.forecaster import ForecastNetwork
@@ -41,6 +42,7 @@ from lstmkit.tasks.forecast import (
     SMALL_HIDDEN,
     STRONG_SEASON,
     ForecastConfig,
+    asked_horizon,
     default_window,
     source_name,
 )
@@ -150,7 +152,7 @@ class GlobalForecaster(Estimator):
             resume=resume,
             progress="auto" if verbose else "off",
         )
-        self.model = model
+        self.ids, self.encodings, self.intervals = panel.ids, model.encodings, model.intervals
         self.input_size = model.encodings[0].input_size(panel.series[0])
         self._finish_fit(model.network, model.state)
         return self
@@ -320,11 +322,7 @@ class GlobalForecaster(Estimator):
         (default: the data it was fitted on, test part included)."""
         import pandas as pd
 
-        horizon = horizon or self.config.horizon
-        if not 1 <= horizon <= self.config.horizon:
-            raise InputError(
-                f"--horizon {horizon} is out of range: the model forecasts {self.config.horizon} step(s)"
-            )
+        horizon = asked_horizon(horizon, self.config.horizon, self.directory)
         panel = (
             self._fitted_data("predict")[0] if data is None else self._read(data, self.columns["categories"])
         )
@@ -537,18 +535,6 @@ class GlobalForecaster(Estimator):
         layers = self.config.num_layers
         return f"{len(self.ids)} series, window {self.window}, LSTM {layers} x {self.hidden_size}"
 
-    @property
-    def ids(self) -> list[str]:
-        return self.panel.ids if getattr(self, "panel", None) is not None else self._ids
-
-    @property
-    def encodings(self) -> list[Encoding]:
-        return self.model.encodings if getattr(self, "model", None) is not None else self._encodings
-
-    @property
-    def intervals(self) -> Intervals:
-        return self.model.intervals if getattr(self, "model", None) is not None else self._intervals
-
     def _fitted_state(self) -> dict:
         """What fit chose and learned, the encoding of each series; not the series (predict reads them)."""
         return {
@@ -576,8 +562,8 @@ class GlobalForecaster(Estimator):
             )
         keys = ("id", "time", "target", "features", "categories", "frequency")
         self.columns = {key: state[key] for key in keys}
-        self._ids, self._encodings = state["ids"], [Encoding.from_dict(e) for e in state["encodings"]]
-        self._intervals = Intervals.from_dict(state["intervals"])
+        self.ids, self.encodings = state["ids"], [Encoding.from_dict(e) for e in state["encodings"]]
+        self.intervals = Intervals.from_dict(state["intervals"])
         for key in ("input_size", "hidden_size", "window", "season", "season_from", "log", "seasonal_diff"):
             setattr(self, key, state[key])
         self.validation, self.statistical, self.source = (
@@ -585,7 +571,7 @@ class GlobalForecaster(Estimator):
             tuple(state["statistical"]),
             state["source"],
         )
-        self.panel = self.model = None
+        self.panel = None  # predict and evaluate read the data again
 
     def _build_network(self) -> ForecastNetwork:
         return ForecastNetwork(self.input_size, self.config.horizon, self.hidden_size, self.config.num_layers)
@@ -605,27 +591,17 @@ def held_out_steps(test_size: float | None, steps: int, horizon: int) -> int:
 
 def join(train: Panel, test: Panel) -> Panel:
     """Each series of TRAIN continued by its steps in TEST (same ids, same order)."""
-    series = []
-    for first, second in zip(train.series, test.series):
-        times = None if first.times is None else np.concatenate([first.times, second.times])
-        series.append(
-            Series(
-                first.target,
-                np.concatenate([first.values, second.values]),
-                np.concatenate([first.features, second.features]),
-                first.feature_names,
-                first.numeric_features,
-                first.categories,
-                times,
-                first.clock,
-                first.time_name,
-                first.missing,
-                first.notes,
-            )
+    series = [
+        replace(
+            first,
+            values=np.concatenate([first.values, second.values]),
+            features=np.concatenate([first.features, second.features]),
+            times=None if first.times is None else np.concatenate([first.times, second.times]),
         )
+        for first, second in zip(train.series, test.series)
+    ]
     notes = train.notes + [f"test file: {note}" for note in test.notes]
-    return Panel(train.source, train.ids, series, train.id_name, train.time_name, train.integer_steps,
-                 train.first_steps, notes, train.ds_unit, train.month_ends)  # fmt: skip
+    return replace(train, series=series, notes=notes)
 
 
 def check_same_ids(train: Panel, test: Panel) -> None:
