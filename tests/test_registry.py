@@ -28,7 +28,7 @@ def task_modules() -> dict[str, Path]:
 
 def test_every_task_module_registers_and_none_imports_another():
     modules = task_modules()
-    assert set(modules) == {"charlm", "classify", "demo", "forecast", "inspect", "memory", "sentiment"}
+    assert set(modules) == {"charlm", "classify", "demo", "forecast", "inspect", "memory", "sentiment", "wordlm"}
     for name, path in modules.items():
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
@@ -50,6 +50,7 @@ def test_the_command_line_is_the_registry():
         "forecast": lstmkit.Forecaster,
         "sentiment": lstmkit.TextClassifier,
         "classify": lstmkit.SeriesClassifier,
+        "wordlm": lstmkit.WordLM,
     }
     for name, estimator in estimators.items():
         assert estimator.task == name
@@ -60,11 +61,13 @@ def test_the_command_line_is_the_registry():
             assert f"From Python: lstmkit.{estimator.__name__}" in parser.format_help(), (name, action)
 
 
-@pytest.mark.parametrize("estimator", [lstmkit.CharLM, lstmkit.Forecaster, lstmkit.TextClassifier])
+@pytest.mark.parametrize(
+    "estimator", [lstmkit.CharLM, lstmkit.Forecaster, lstmkit.TextClassifier, lstmkit.WordLM]
+)
 def test_train_options_are_the_constructors_hyperparameters_with_its_defaults(estimator):
     """Every hyperparameter is a --flag of '<task> train' with the constructor's default, and parsing
     nothing but the required arguments gives the estimator's own defaults."""
-    required = {"forecast": ["data.csv", "--horizon", "3"], "charlm": ["t.txt"], "sentiment": []}[
+    required = {"forecast": ["data.csv", "--horizon", "3"], "charlm": ["t.txt"], "sentiment": [], "wordlm": ["t.txt"]}[
         estimator.task
     ]
     args = build_parser().parse_args([estimator.task, "train", *required, "--out", "o"])

@@ -158,3 +158,42 @@ def test_bf16_training_runs_under_autocast_with_float32_master_weights(tmp_path,
     fp32 = SumJob()
     Trainer(fp32, TrainConfig(epochs=40, lr=1e-2, patience=0, precision="fp32"), tmp_path / "fp32").fit()
     assert state.best < before / 4 and state.best < 2 * fp32.validate()
+
+
+class DriftJob:
+    """One weight w and loss w: plain SGD moves w by -lr every step, so its average is known exactly."""
+
+    def __init__(self):
+        self.model = nn.Linear(1, 1, bias=False)
+        with torch.no_grad():
+            self.model.weight.fill_(1.0)
+        self.seen: list[float] = []
+
+    def batches(self, epoch):
+        return [0, 1, 2, 3]
+
+    def loss(self, batch):
+        return self.model.weight.sum(), 1
+
+    def validate(self):
+        self.seen.append(self.model.weight.item())
+        return self.model.weight.item()
+
+
+def test_averaged_sgd_validates_and_keeps_the_mean_of_the_weights_since_its_epoch(tmp_path):
+    job = DriftJob()
+    config = TrainConfig(
+        optimizer="sgd", lr=0.125, epochs=4, grad_clip=0, schedule="constant", average_after=2
+    )
+    trainer = Trainer(job, config, tmp_path)
+    state = trainer.fit()
+    after = [1.0 - 0.125 * step for step in range(1, 17)]  # w after each of the 16 steps
+    # epochs 1 and 2 validate the weights as trained, epochs 3 and 4 the mean since step 9
+    assert job.seen[:2] == [after[3], after[7]]
+    assert job.seen[2:] == pytest.approx([sum(after[8:12]) / 4, sum(after[8:16]) / 8])
+    assert trainer.average.n_averaged.item() == 8
+    # the best validation was the last: the model keeps the average, not the weights as trained
+    assert state.best_step == 16 and job.model.weight.item() == pytest.approx(sum(after[8:16]) / 8)
+    resumed = Trainer(DriftJob(), config.updated(epochs=5), tmp_path)
+    resumed.fit(resume=True)
+    assert resumed.average.n_averaged.item() == 12  # the average went on from the checkpoint

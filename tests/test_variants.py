@@ -143,7 +143,31 @@ def test_zoneout_bernoulli_in_training_expectation_at_evaluation(backend):
     check(lstm.eval(), oracle(lstm, x, keep_c=full(0.3), keep_h=full(0.6)), x)
 
 
-@pytest.mark.parametrize("kwargs", [{"recurrent_dropout": 1.0}, {"zoneout": -0.1}, {"zoneout": (0.1, 1.5)}])
+def test_weight_drop_masks_w_hh_once_per_call_and_its_gradient_through_the_mask(backend):
+    torch.manual_seed(0)
+    lstm = lstmkit.LSTM(I, H, backend=backend, weight_drop=0.5)
+    x = torch.randn(T, B, I)
+    torch.manual_seed(13)  # the module draws one (4H, H) mask for W_hh, shared by every step
+    mask = sampling.dropout_mask((4 * H, H), 0.5, x)
+    masked = lstmkit.LSTM(I, H, backend=backend)
+    masked.load_state_dict(lstm.state_dict())
+    with torch.no_grad():
+        masked.weight_hh_l0.mul_(mask)
+    check(lstm.train(), oracle(masked, x), x, seed=13)
+    torch.manual_seed(13)
+    lstm(x)[0].square().sum().backward()
+    masked(x)[0].square().sum().backward()
+    # W_hh' = W_hh * M: dL/dW_hh = dL/dW_hh' * M, zero where a weight was dropped
+    torch.testing.assert_close(lstm.weight_hh_l0.grad, masked.weight_hh_l0.grad * mask)
+    assert bool((lstm.weight_hh_l0.grad[mask == 0] == 0).all())
+    first, second = lstm(x)[0], lstm(x)[0]
+    assert not torch.equal(first, second)  # a new mask every call
+    check(lstm.eval(), oracle(lstm, x), x)  # no drop at evaluation
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"recurrent_dropout": 1.0}, {"weight_drop": 1.0}, {"zoneout": -0.1}, {"zoneout": (0.1, 1.5)}]
+)
 def test_variant_probabilities_out_of_range(kwargs):
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
         lstmkit.LSTM(I, H, **kwargs)

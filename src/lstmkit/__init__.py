@@ -4,8 +4,8 @@ from lstmkit import LSTM          # drop-in for torch.nn.LSTM
 output, (h_n, c_n) = LSTM(8, 16)(x)
 
 and the jobs around it as estimators: Forecaster, GlobalForecaster (many series), TextClassifier,
-SeriesClassifier, CharLM (fit, predict, evaluate, save, load, gates); lstmkit.load(DIR) opens any model
-directory.
+SeriesClassifier, CharLM, WordLM (fit, predict, evaluate, save, load, gates); lstmkit.load(DIR) opens
+any model directory.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -28,6 +28,7 @@ from lstmkit.tasks.estimator import load_estimator as load  # noqa: E402
 from lstmkit.tasks.forecast import Forecaster  # noqa: E402
 from lstmkit.tasks.forecast_panel import GlobalForecaster  # noqa: E402
 from lstmkit.tasks.sentiment import TextClassifier  # noqa: E402
+from lstmkit.tasks.wordlm import WordLM  # noqa: E402
 
 
 def backends() -> list[str]:
@@ -48,5 +49,6 @@ __all__ = [
     "GlobalForecaster",
     "SeriesClassifier",
     "TextClassifier",
+    "WordLM",
     "__version__",
 ]

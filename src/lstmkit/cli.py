@@ -14,7 +14,16 @@ from lstmkit.tasks import registry
 from lstmkit.tasks.runner import python_line
 from lstmkit.train import distributed
 
-ORDER = ["demo", "charlm", "forecast", "sentiment", "classify", "inspect", "memory"]  # in --help; then others
+ORDER = [
+    "demo",
+    "charlm",
+    "wordlm",
+    "forecast",
+    "sentiment",
+    "classify",
+    "inspect",
+    "memory",
+]  # in --help; then others
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -98,6 +98,8 @@ class Hyperparameters:
                 raise ValueError(f"{f.name} must be one of {', '.join(meta['choices'])}; got {value!r}")
             if meta.get("kind"):
                 object.__setattr__(self, f.name, meta["kind"].check(f.name, value))
+            elif isinstance(f.default, bool) and not isinstance(value, bool):
+                raise ValueError(f"{f.name} must be True or False, got {value!r}")
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +167,8 @@ def add_arguments(
         options.update({"required": True} if required else {"default": f.default})
         if choices:
             options["choices"] = choices
+        elif isinstance(f.default, bool):  # a switch: --name / --no-name
+            options["action"] = argparse.BooleanOptionalAction
         else:
             options["type"] = kind.parse
             options["metavar"] = meta["metavar"] or ("N" if kind.whole else "X")

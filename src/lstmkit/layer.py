@@ -53,8 +53,8 @@ class LSTM(nn.Module):
 
     Keyword-only extras, all off by default:
       backend: "auto" (the fastest available), or a name from ``lstmkit.backends()``.
-      peephole, layer_norm, coupled_gates, forget_bias, recurrent_dropout, zoneout: the variants of
-        ``lstmkit.parameters.Variant``.
+      peephole, layer_norm, coupled_gates, forget_bias, recurrent_dropout, zoneout, weight_drop: the
+        variants of ``lstmkit.parameters.Variant``.
     and in the call:
       lengths: (B,) valid steps of each sequence of a padded batch; same result as a PackedSequence.
       return_trace: also return a ``GateTrace`` of every gate, cell and hidden value.
@@ -80,6 +80,7 @@ class LSTM(nn.Module):
         forget_bias: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float | tuple[float, float] = 0.0,
+        weight_drop: float = 0.0,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -111,6 +112,7 @@ class LSTM(nn.Module):
             forget_bias=forget_bias,
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
+            weight_drop=weight_drop,
         )
         factory = {"device": device, "dtype": dtype}
         for layer in range(num_layers):
@@ -272,7 +274,7 @@ class LSTM(nn.Module):
         None."""
         if self.training and (self.dropout and self.num_layers > 1 or self.variant.recurrent_dropout):
             return None
-        if self.training and any(self.variant.zoneouts):
+        if self.training and (any(self.variant.zoneouts) or self.variant.weight_drop):
             return None
         if torch.is_grad_enabled() and (
             x.requires_grad
@@ -365,7 +367,7 @@ class LSTM(nn.Module):
                     keep_c = None if keep_c is None else keep_c[:, order]
                     keep_h = None if keep_h is None else keep_h[:, order]
                     mask = None if mask is None else mask[order]
-                w = gate_weights(self, self._suffix(layer, direction))
+                w = self._dropped_connections(gate_weights(self, self._suffix(layer, direction)))
                 if cast is not None and not backend.casts_weights(seq):
                     w = GateWeights(*(None if t is None else t.to(cast) for t in w))
                 ragged = ragged_arguments(batch_sizes)
@@ -406,6 +408,16 @@ class LSTM(nn.Module):
 
         zoneout_c, zoneout_h = self.variant.zoneouts
         return keep(zoneout_c, self.hidden_size), keep(zoneout_h, self.output_size)
+
+    def _dropped_connections(self, w: GateWeights) -> GateWeights:
+        """Weight drop in training: W_hh * M, M (G*H, P) of 0 with probability p and 1/(1-p) otherwise,
+        a new mask per call; the gradient reaches W_hh through the product, so dropped weights get 0."""
+        p = self.variant.weight_drop
+        if not (p and self.training):
+            return w
+        return w._replace(
+            weight_hh=w.weight_hh * sampling.dropout_mask(tuple(w.weight_hh.shape), p, w.weight_hh)
+        )
 
     def _recurrent_mask(self, batch: int, like: Tensor) -> Tensor | None:
         """Gal & Ghahramani's mask on h_{t-1}, (B, P), scaled by 1/(1-p); training only."""

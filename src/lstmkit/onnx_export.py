@@ -65,7 +65,7 @@ def check_exportable(lstm, want_trace: bool) -> None:
             f"lstmkit.LSTM: torch.onnx.export cannot express {reason}: ONNX's LSTM operator has no such "
             "option; export a model without it, or use torch.export.export for the PyTorch stack"
         )
-    if lstm.training and (lstm.dropout or lstm.variant.recurrent_dropout):
+    if lstm.training and (lstm.dropout or lstm.variant.recurrent_dropout or lstm.variant.weight_drop):
         raise ValueError(
             "lstmkit.LSTM: torch.onnx.export of a model in training mode with dropout would bake one random "
             "mask in; call model.eval() before exporting"

@@ -28,10 +28,14 @@ class Variant:
     zoneout: float | tuple[float, float] = 0.0
     """Probability that a unit keeps its previous value, for (c, h) or both; expectation at evaluation
     (Krueger et al. 2016)."""
+    weight_drop: float = 0.0
+    """DropConnect on W_hh: each weight zeroed with this probability, the rest scaled by 1/(1-p), one mask
+    per forward call, shared by every step and sequence; training only (AWD-LSTM, Merity et al. 2017)."""
 
     def __post_init__(self) -> None:
         for name, value in [
             ("recurrent_dropout", self.recurrent_dropout),
+            ("weight_drop", self.weight_drop),
             *zip(("zoneout",) * 2, self.zoneouts),
         ]:
             if not 0.0 <= value < 1.0:

@@ -25,10 +25,10 @@ CODE_POINTS = 0x110000
 
 def read_text(path: str | Path) -> str:
     """Read a UTF-8 text file; raise InputError naming the file (and the first bad byte) otherwise."""
-    return "".join(_chunks(path))
+    return "".join(text_chunks(path))
 
 
-def _chunks(path: str | Path) -> Iterator[str]:
+def text_chunks(path: str | Path) -> Iterator[str]:
     """The text of a UTF-8 file, CHUNK_BYTES at a time; InputError naming the file, offset and line of
     the first byte that is not UTF-8 text (or is NUL: binary data, or UTF-16)."""
     path = Path(path)
@@ -71,7 +71,7 @@ def read_corpus(path: str | Path, vocab: CharVocab | None = None) -> tuple[CharV
     """The vocabulary of a UTF-8 file (built from it, unless given) and its characters as ids, shape (N,):
     uint8 for up to 256 ids, else int32; the text is read twice in chunks and never held whole."""
     size, seen = 0, set()
-    for text in _chunks(path):
+    for text in text_chunks(path):
         size += len(text)
         if vocab is None:
             seen.update(text)
@@ -80,7 +80,7 @@ def read_corpus(path: str | Path, vocab: CharVocab | None = None) -> tuple[CharV
     table = np.zeros(CODE_POINTS, dtype=np.uint8 if len(vocab) <= 256 else np.int32)  # code point -> id
     table[[ord(c) for c in vocab.chars[1:]]] = np.arange(1, len(vocab))
     ids, start = np.empty(size, dtype=table.dtype), 0
-    for text in _chunks(path):
+    for text in text_chunks(path):
         ids[start : start + len(text)] = table[_code_points(text)]
         start += len(text)
     return vocab, torch.from_numpy(ids)

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel
 
 from lstmkit.backend import cpu
-from lstmkit.config import NATURAL, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Hyperparameters, option
+from lstmkit.config import NATURAL, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Hyperparameters, Kind, option
 from lstmkit.errors import InputError, TrainingDiverged
 from lstmkit.layer import LSTM
 from lstmkit.train import distributed
@@ -56,8 +57,16 @@ class TrainConfig(Hyperparameters):
     minutes: float | None = option(
         None, "wall-clock budget for training in minutes", POSITIVE, group="training"
     )
-    lr: float = option(3e-3, "learning rate (AdamW)", POSITIVE, group="training")
-    weight_decay: float = option(0.0, "AdamW's decoupled weight decay", NON_NEGATIVE, group="training")
+    optimizer: str = option(
+        "adamw",
+        "AdamW, or plain SGD (Zaremba et al.'s language models: lr 1 with --schedule decay)",
+        choices=("adamw", "sgd"),
+        group="training",
+    )
+    lr: float = option(3e-3, "learning rate", POSITIVE, group="training")
+    weight_decay: float = option(
+        0.0, "weight decay (AdamW's decoupled one; SGD's L2)", NON_NEGATIVE, group="training"
+    )
     grad_clip: float = option(
         1.0, "largest gradient norm; 0: no clipping", NON_NEGATIVE, flag="--clip", group="training"
     )
@@ -66,8 +75,25 @@ class TrainConfig(Hyperparameters):
     )
     schedule: str = option(
         "plateau",
-        "halve the rate after 2 flat validations, anneal it to 0, or keep it",
-        choices=("plateau", "cosine", "constant"),
+        "halve the rate after 2 flat validations, anneal it to 0, keep it, or multiply it by --lr-decay "
+        "every epoch after the first --decay-after",
+        choices=("plateau", "cosine", "constant", "decay"),
+        group="training",
+    )
+    lr_decay: float = option(
+        0.5,
+        "the decay schedule's factor per epoch",
+        Kind("a number in (0, 1]", False, lambda v: 0 < v <= 1),
+        group="training",
+    )
+    decay_after: int = option(
+        4, "epochs at the full rate before the decay schedule starts", NATURAL, group="training"
+    )
+    average_after: int | None = option(
+        None,
+        "epochs after which every step's weights join a running average, the weights validated and kept "
+        "(averaged SGD, as AWD-LSTM); default: no average",
+        NATURAL,
         group="training",
     )
     eval_every: int = option(
@@ -139,13 +165,14 @@ def seed_everything(seed: int) -> None:
 
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, fused into one pass over all parameters where torch can (CPU since torch 2.4): with small
-    models the per-parameter Python loop of the plain implementation costs as much as the LSTM."""
+    """AdamW or SGD, fused into one pass over all parameters where torch can (CPU since torch 2.4): with
+    small models the per-parameter Python loop of the plain implementation costs as much as the LSTM."""
+    kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.SGD
     options = {"lr": config.lr, "weight_decay": config.weight_decay}
     try:
-        return torch.optim.AdamW(params, fused=True, **options)
+        return kind(params, fused=True, **options)
     except (RuntimeError, TypeError, ValueError):  # an older torch, or a device or dtype it cannot fuse
-        return torch.optim.AdamW(params, foreach=True, **options)
+        return kind(params, foreach=True, **options)
 
 
 class Trainer:
@@ -174,6 +201,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.parameters.tensors, self.config)
         self.state = LoopState(precision=training_precision(self.config.precision, job.model))
         self.best_weights: dict[str, Tensor] | None = None
+        self.average: AveragedModel | None = None  # the running average of the weights, once it starts
         self.parallel: nn.Module | None = None  # the model in DDP under torchrun
         self.pending_job_state: dict[str, Tensor] | None = None  # from a checkpoint, for the job
 
@@ -204,6 +232,7 @@ class Trainer:
                 if self.pending_job_state is not None and st.batch > 0:  # resumed in mid-epoch
                     self.job.load_extra_state(self.pending_job_state)
                 self.pending_job_state = None
+                self._apply_schedule(budget, total_steps)  # this epoch's rate from its first step
                 for index in range(st.batch, len(batches)):
                     started = time.monotonic()
                     loss = self._train_step(batches[index])
@@ -264,6 +293,10 @@ class Trainer:
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(self.parameters.tensors, self.config.grad_clip, foreach=True)
         self.optimizer.step()
+        if self.config.average_after is not None and st.epoch >= self.config.average_after:
+            if self.average is None:
+                self.average = AveragedModel(self.job.model)
+            self.average.update_parameters(self.job.model)
         st.step += 1
         st.history["step"].append(st.step)
         st.history["train_loss"].append(value)
@@ -287,17 +320,37 @@ class Trainer:
         device = next(self.job.model.parameters()).device.type
         return torch.autocast(device, dtype=torch.bfloat16, enabled=self.state.precision == "bf16")
 
+    @contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """Inside this block the model holds the averaged weights, once averaging has begun."""
+        if self.average is None:
+            yield
+            return
+        params = list(self.job.model.parameters())
+        trained = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, averaged in zip(params, self.average.module.parameters()):
+                p.copy_(averaged)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, kept in zip(params, trained):
+                    p.copy_(kept)
+
     def _validate(self) -> None:
         cfg, st = self.config, self.state
         self.job.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._averaged_weights():
             val = float(self.job.validate())
+            better = val < st.best - 1e-6 * abs(st.best if math.isfinite(st.best) else 0)
+            if better:
+                self.best_weights = {k: v.detach().clone() for k, v in self.job.model.state_dict().items()}
         self.job.model.train()
         st.history["val_step"].append(st.step)
         st.history["val_loss"].append(val)
-        if val < st.best - 1e-6 * abs(st.best if math.isfinite(st.best) else 0):
+        if better:
             st.best, st.best_step, st.flat = val, st.step, 0
-            self.best_weights = {k: v.detach().clone() for k, v in self.job.model.state_dict().items()}
             return
         st.flat += 1
         if cfg.schedule == "plateau" and st.flat % 2 == 0:
@@ -316,6 +369,10 @@ class Trainer:
         cfg, st = self.config, self.state
         if cfg.schedule == "cosine":
             st.lr_scale = 0.5 * (1 + math.cos(math.pi * self._percent_done(budget, total_steps) / 100))
+        elif (
+            cfg.schedule == "decay"
+        ):  # epoch e (from 0) trains at lr * lr_decay ** max(e + 1 - decay_after, 0)
+            st.lr_scale = cfg.lr_decay ** max(st.epoch + 1 - cfg.decay_after, 0)
         for group in self.optimizer.param_groups:
             group["lr"] = cfg.lr * st.lr_scale
 
@@ -339,6 +396,8 @@ class Trainer:
         tensors = {f"model.{k}": v for k, v in self.job.model.state_dict().items()}
         if self.best_weights is not None:
             tensors.update({f"best.{k}": v for k, v in self.best_weights.items()})
+        if self.average is not None:
+            tensors.update({f"average.{k}": v for k, v in self.average.state_dict().items()})
         tensors.update(optim_tensors)
         for number, (rng, _, job) in enumerate(ranks):
             prefix = f"rank{number}." if number else ""
@@ -362,8 +421,12 @@ class Trainer:
         tensors, meta = _read_checkpoint(path, type(self.job).__name__)
         model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         best = {k[len("best.") :]: v for k, v in tensors.items() if k.startswith("best.")}
+        average = {k[len("average.") :]: v for k, v in tensors.items() if k.startswith("average.")}
         try:
             self.job.model.load_state_dict(model_state)
+            if average:
+                self.average = AveragedModel(self.job.model)
+                self.average.load_state_dict(average)
             self.optimizer.load_state_dict(optimizer_from_tensors(tensors, meta["optimizer"]))
             self.state = LoopState(**{**meta["loop"], "stopped": "", "precision": self.state.precision})
             self._restore_random_state(path, tensors, meta)
