@@ -28,7 +28,16 @@ def task_modules() -> dict[str, Path]:
 
 def test_every_task_module_registers_and_none_imports_another():
     modules = task_modules()
-    assert set(modules) == {"charlm", "classify", "demo", "forecast", "inspect", "memory", "sentiment", "wordlm"}
+    assert set(modules) == {
+        "charlm",
+        "classify",
+        "demo",
+        "forecast",
+        "inspect",
+        "memory",
+        "sentiment",
+        "wordlm",
+    }
     for name, path in modules.items():
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
@@ -67,9 +76,12 @@ def test_the_command_line_is_the_registry():
 def test_train_options_are_the_constructors_hyperparameters_with_its_defaults(estimator):
     """Every hyperparameter is a --flag of '<task> train' with the constructor's default, and parsing
     nothing but the required arguments gives the estimator's own defaults."""
-    required = {"forecast": ["data.csv", "--horizon", "3"], "charlm": ["t.txt"], "sentiment": [], "wordlm": ["t.txt"]}[
-        estimator.task
-    ]
+    required = {
+        "forecast": ["data.csv", "--horizon", "3"],
+        "charlm": ["t.txt"],
+        "sentiment": [],
+        "wordlm": ["t.txt"],
+    }[estimator.task]
     args = build_parser().parse_args([estimator.task, "train", *required, "--out", "o"])
     defaults = estimator(**({"horizon": 3} if estimator is lstmkit.Forecaster else {})).get_params()
     assert {name: getattr(args, name) for name in defaults} == defaults
