@@ -200,3 +200,42 @@ def test_stratified_split_holds_out_a_fraction_of_each_class():
     assert sorted(kept + held) == list(range(100))
     assert Counter(labels[i] for i in held) == {0: 8, 1: 2}
     assert stratified_split(labels, 0.0, seed=3) == (list(range(100)), [])
+
+
+# ---- quotes that do not open a field ----------------------------------------------------------------------
+LITERAL_QUOTES = (
+    '"Wow" she said, and so will you\tpos\n'
+    'a "so-called" comedy that never lands\tneg\n'
+    '"unclosed, this rant goes on\tneg\n'
+    "plain and warm\tpos\n"
+)
+
+
+def test_a_tsv_whose_quotes_are_text_is_read_line_by_line(tmp_path):
+    path = write(tmp_path, "quotes.tsv", LITERAL_QUOTES)
+    data = read_text_table(path)
+    assert data.texts == [line.split("\t")[0] for line in LITERAL_QUOTES.splitlines()]
+    assert [data.class_names[k] for k in data.labels] == ["pos", "neg", "neg", "pos"]
+    assert data.read_as.startswith("tab-delimited, read line by line with quotes as text (3 lines")
+    assert read_text_table(path, quoting="none").texts == data.texts
+    with pytest.raises(InputError, match=r"quotes\.tsv: line \d+: .*--quoting none"):
+        read_text_table(path, quoting="csv")
+
+
+def test_csv_quoting_is_kept_where_the_file_follows_it(tmp_path):
+    text = 'text,label\n"a fine, warm film",pos\n"two lines:\nstill one ""review""",neg\nplain,pos\n'
+    path = write(tmp_path, "quoted.csv", text)
+    data = read_text_table(path)
+    assert data.texts == ["a fine, warm film", 'two lines:\nstill one "review"', "plain"]
+    assert data.read_as == "comma-delimited, CSV quoting"
+    with pytest.raises(InputError, match="line 2 has 3 fields, line 1 has 2"):
+        read_text_table(path, quoting="none")
+
+
+def test_quotes_that_would_merge_lines_are_read_as_the_lines_mean(tmp_path):
+    """CSV quoting would read these two lines as one row whose text holds a tab and a line break."""
+    path = write(tmp_path, "merge.tsv", '"Great\tpos\nokay"\tneg\nfine\tpos\nbad\tneg\n')
+    data = read_text_table(path)
+    assert data.texts == ['"Great', 'okay"', "fine", "bad"] and "line by line" in data.read_as
+    merged = read_text_table(path, quoting="csv")
+    assert merged.texts[0] == "Great\tpos\nokay" and len(merged.texts) == 3

@@ -253,3 +253,19 @@ def test_first_member_is_the_single_run_of_the_same_seed_and_resume_skips_finish
     again = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert again["accuracy"] == metrics["accuracy"]
     assert again["validation_loss"] == pytest.approx(metrics["validation_loss"])
+
+
+def test_a_tsv_with_literal_quotes_trains_and_the_report_says_how_it_was_read(tmp_path, capsys):
+    good = ['"Wow" she said: a warm, fine film', "a warm and fine film", 'the "best" warm film']
+    bad = ['"Dull" is the word for it', "a dull and cold film", 'a "so-called" cold film']
+    lines = [f"{good[k % 3]} {k}\tpos\n{bad[k % 3]} {k}\tneg\n" for k in range(20)]
+    path = tmp_path / "quotes.tsv"
+    path.write_text("".join(lines))
+    out = tmp_path / "q"
+    assert main(["sentiment", "train", str(path), "--out", str(out), "--members", "1", *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert f"{path}: tab-delimited, read line by line with quotes as text (26 lines" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training_file_read_as"].startswith("tab-delimited, read line by line")
+    assert main(["sentiment", "train", str(path), "--out", str(tmp_path / "c"), "--quoting", "csv"]) == 2
+    assert "--quoting none" in one_line_error(capsys)

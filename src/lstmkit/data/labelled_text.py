@@ -16,6 +16,7 @@ from pathlib import Path
 from lstmkit.errors import InputError
 
 DELIMITERS = {",": "comma", "\t": "tab", ";": "semicolon", "|": "bar"}
+QUOTINGS = ("auto", "csv", "none")
 SNIFF_ROWS = 200  # rows parsed to choose the delimiter
 
 
@@ -24,6 +25,7 @@ class LabelledTexts:
     texts: list[str]
     labels: list[int]  # index into class_names
     class_names: list[str]
+    read_as: str = ""  # how a table was read (delimiter, quoting); empty for other sources
 
 
 # ---- text files --------------------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class Table:
     rows: list[list[str]]
     lines: list[int]  # the line of the file where each row starts
     header: list[str] | None = None
+    read_as: str = ""  # e.g. "tab-delimited, quotes as CSV quoting"
 
     def column_names(self) -> list[str]:
         return self.header or [str(number) for number in range(1, len(self.rows[0]) + 1)]
@@ -142,25 +145,86 @@ class Table:
             raise InputError(f"{self.path}: has a header and no data rows; give a file with data in it")
 
 
-def read_table(path: Path, text: str, delimiter: str | None) -> Table:
-    """Parse TEXT (the contents of PATH) as delimited rows; blank lines are skipped, rows must be even."""
+def read_table(path: Path, text: str, delimiter: str, quoting: str = "auto") -> Table:
+    """Parse TEXT (the contents of PATH) as rows of DELIMITER-separated fields; blank lines are skipped, and
+    every row must have as many fields as the first.
+
+    QUOTING "csv": a field may be quoted ("a, b" is one field, "" a quote inside it, and a quoted field may
+    span lines). "none": each line is one row, split at every DELIMITER; quotes are part of the text.
+    "auto": "csv", unless the file's quotes do not follow CSV quoting (a field such as `"Wow" he said`,
+    or rows of different widths) or its quoted fields span lines, while its lines, split as they are, make
+    an even table: then "none", as such files (literal quotes in text fields) mean it."""
+    if quoting not in QUOTINGS:
+        raise InputError(f"--quoting {quoting!r}: give one of {', '.join(QUOTINGS)}")
+    name = delimiter_name(delimiter)
+    if quoting == "none":
+        return _even(path, *_split_lines(text, delimiter), delimiter, f"{name}-delimited, quotes as text")
+    try:
+        rows, lines, spans = _csv_rows(text, delimiter)
+        failure = None
+    except csv.Error as error:
+        failure = error
+    if quoting == "csv" or (failure is None and not spans and _is_even(rows)):
+        if failure is not None:
+            line, reason = failure.args
+            raise InputError(
+                f"{path}: line {line}: {reason}; fix the quoting there, or pass --quoting none if the "
+                "file's quotes are part of its text"
+            ) from None
+        return _even(path, rows, lines, delimiter, f"{name}-delimited, CSV quoting")
+    literal_rows, literal_lines = _split_lines(text, delimiter)
+    if _is_even(literal_rows):
+        quoted = sum('"' in line for line in text_lines(text))
+        return Table(
+            path,
+            literal_rows,
+            literal_lines,
+            read_as=f"{name}-delimited, read line by line with quotes as text ({quoted} lines hold quotes "
+            "that do not follow CSV quoting); --quoting csv reads them as CSV quoting",
+        )
+    if failure is not None:
+        line, reason = failure.args
+        raise InputError(f"{path}: line {line}: {reason}; fix the quoting there") from None
+    return _even(path, rows, lines, delimiter, f"{name}-delimited, CSV quoting")
+
+
+def _csv_rows(text: str, delimiter: str) -> tuple[list[list[str]], list[int], bool]:
+    """Rows by CSV quoting, the line each starts on, and whether any spans lines; csv.Error(line, reason)."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
-    rows, lines, previous = [], [], 0
+    rows, lines, previous, spans = [], [], 0, False
     try:
         for row in reader:
             if row:
                 rows.append(row)
                 lines.append(previous + 1)
+                spans = spans or reader.line_num > previous + 1
             previous = reader.line_num
     except csv.Error as error:
-        raise InputError(f"{path}: line {reader.line_num}: {error}; fix the quoting there") from None
+        raise csv.Error(reader.line_num, str(error)) from None
+    return rows, lines, spans
+
+
+def _split_lines(text: str, delimiter: str) -> tuple[list[list[str]], list[int]]:
+    """Each non-blank line split at every DELIMITER, and its line number."""
+    pairs = [(line.split(delimiter), n) for n, line in enumerate(text_lines(text), 1) if line.strip()]
+    return [row for row, _ in pairs], [n for _, n in pairs]
+
+
+def _is_even(rows: list[list[str]]) -> bool:
+    return all(len(row) == len(rows[0]) for row in rows)
+
+
+def _even(path: Path, rows: list[list[str]], lines: list[int], delimiter: str, read_as: str) -> Table:
+    """The Table of ROWS; InputError naming the first row whose width differs from the first row's."""
+    if not rows:
+        raise InputError(f"{path}: holds only blank lines; give a file with data in it")
     for row, line in zip(rows, lines):
         if len(row) != len(rows[0]):
             raise InputError(
                 f"{path}: line {line} has {len(row)} fields, line {lines[0]} has {len(rows[0])}; "
                 f"every row needs the same columns (quote fields that hold the {delimiter_name(delimiter)})"
             )
-    return Table(path, rows, lines)
+    return Table(path, rows, lines, read_as=read_as)
 
 
 def delimiter_name(delimiter: str) -> str:
@@ -168,20 +232,24 @@ def delimiter_name(delimiter: str) -> str:
 
 
 def detect_delimiter(path: Path, text: str) -> str | None:
-    """The delimiter that splits the first rows into the same number (> 1) of fields most consistently;
-    ties go to the one the file name suggests (.tsv: tab). None if no delimiter splits the rows."""
+    """The delimiter that splits the first rows into the same number (> 1) of fields most consistently,
+    read with CSV quoting or line by line, whichever is more consistent; ties go to the one the file name
+    suggests (.tsv: tab). None if no delimiter splits the rows."""
     preferred = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    head = [line for line in itertools.islice(text_lines(text), SNIFF_ROWS) if line.strip()]
     best, best_score = None, (0.0, 0)
     for delimiter in sorted(DELIMITERS, key=lambda d: d != preferred):
-        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        readings = [[len(line.split(delimiter)) for line in head]]
         try:
-            counts = [len(row) for row in itertools.islice(reader, SNIFF_ROWS) if row]
+            reader = csv.reader(io.StringIO("\n".join(head)), delimiter=delimiter)
+            readings.append([len(row) for row in reader if row])
         except csv.Error:
-            continue
-        mode = max(set(counts), key=counts.count)
-        score = (counts.count(mode) / len(counts), mode)
-        if mode > 1 and score > best_score:
-            best, best_score = delimiter, score
+            pass
+        for counts in filter(None, readings):
+            mode = max(set(counts), key=counts.count)
+            score = (counts.count(mode) / len(counts), mode)
+            if mode > 1 and score > best_score:
+                best, best_score = delimiter, score
     return best
 
 
@@ -191,16 +259,18 @@ def read_text_table(
     label_column: str | None = None,
     delimiter: str | None = None,
     encoding: str | None = None,
+    quoting: str = "auto",
 ) -> LabelledTexts:
     """A CSV/TSV with a text column (default: the longest strings) and a label column (default: the
-    other column with the fewest distinct values); a header row is detected (its label is no class)."""
+    other column with the fewest distinct values); a header row is detected (its label is no class).
+    QUOTING: see ``read_table``."""
     content = read_text_file(path, encoding)
     delimiter = delimiter or detect_delimiter(path, content)
     if delimiter is None:
         raise InputError(
             f"{path}: cannot find the delimiter (tried {', '.join(DELIMITERS.values())}); pass --delimiter"
         )
-    table = read_table(path, content, delimiter)
+    table = read_table(path, content, delimiter, quoting)
     if len(table.rows[0]) < 2:
         raise InputError(f"{path}: needs a text column and a label column, found one column")
     named = [spec for spec in (text_column, label_column) if spec is not None and not spec.isdigit()]
@@ -211,7 +281,9 @@ def read_text_table(
     body_labels = {row[label_index].strip() for row in table.rows[1:]}
     if named or table.rows[0][label_index].strip() not in body_labels:
         table.drop_header()
-    return labelled_rows(table, text_index, label_index)
+    data = labelled_rows(table, text_index, label_index)
+    data.read_as = table.read_as
+    return data
 
 
 def _text_column(table: Table, spec: str | None) -> int:

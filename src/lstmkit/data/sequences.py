@@ -1,5 +1,6 @@
 """Labelled numeric series for sequence classification: the UCR text format (whitespace-separated, the class
-label first, then the values) and CSV/TSV with one series per row plus a label column; z-normalisation."""
+label first, then the values), CSV/TSV with one series per row plus a label column, and the archive's
+``.ts`` and ``.arff`` files (``archive``: several dimensions, lengths that differ); z-normalisation."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from lstmkit.data.archive import read_archive
 from lstmkit.data.labelled_text import (
     Table,
     detect_delimiter,
@@ -21,14 +23,16 @@ from lstmkit.errors import InputError
 
 NORMALIZATIONS = ("series", "train", "none")
 MAX_LABEL_CLASSES = 20  # a detected label column has at most this many distinct values
+ARCHIVE_SUFFIXES = (".ts", ".arff")
 
 
 @dataclass
 class LabelledSeries:
-    values: torch.Tensor  # (N, T) float32
+    values: torch.Tensor  # (N, T) float32 from a table; (N, C, T) from a .ts/.arff file, NaN after a case
     labels: list[str] | None  # class name of each series; None when the file has no label column
     lines: list[int]  # the line of the file each series comes from
     label_column: int | None  # index of the label column among the file's fields
+    read_as: str = ""  # what the report says of an archive file
 
 
 def read_rows(path: Path, delimiter: str | None = None) -> Table:
@@ -81,7 +85,11 @@ def read_series(
 ) -> LabelledSeries:
     """Series with their class labels. The label column is LABEL_COLUMN (a header name or a number from 1),
     else detected: a column of words, else the whole-number column with the fewest (2 to 20) distinct
-    values, else the first. With LENGTH (prediction), rows of LENGTH fields have no label column."""
+    values, else the first. With LENGTH (prediction), rows of LENGTH fields have no label column. A .ts or
+    .arff file names its own classes (LABEL_COLUMN and DELIMITER do not apply)."""
+    if path.suffix.lower() in ARCHIVE_SUFFIXES:
+        read = read_archive(path)
+        return LabelledSeries(torch.from_numpy(read.values), read.labels, read.lines, None, read.read_as)
     table = read_rows(path, delimiter)
     first_non_numbers = sum(not is_number(cell) for cell in table.rows[0])
     if len(table.rows) > 1 and first_non_numbers > sum(not is_number(cell) for cell in table.rows[1]):
@@ -158,10 +166,11 @@ def class_names(labels: list[str], path: Path) -> list[str]:
     return names
 
 
-def z_normalize(values: torch.Tensor, how: str, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+def z_normalize(values: torch.Tensor, how: str, mean=0.0, std=1.0) -> torch.Tensor:
     """Values (N, T) scaled to zero mean and unit deviation: "series" each series by its own statistics
     (the UCR convention: shape matters, not level or scale), "train" by MEAN and STD fitted on the training
-    values, "none" unchanged. A constant series becomes zeros."""
+    values (floats, or tensors that broadcast against VALUES: one per row), "none" unchanged. A constant
+    series becomes zeros."""
     if how == "series":
         mean_t, std_t = (
             values.mean(dim=1, keepdim=True),
@@ -169,7 +178,8 @@ def z_normalize(values: torch.Tensor, how: str, mean: float = 0.0, std: float = 
         )  # (N, 1) each
         return (values - mean_t) / torch.where(std_t > 0, std_t, 1.0)
     if how == "train":
-        return (values - mean) / (std if std > 0 else 1.0)
+        std = torch.as_tensor(std)
+        return (values - mean) / torch.where(std > 0, std, torch.ones_like(std))
     return values
 
 

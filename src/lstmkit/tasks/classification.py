@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lstmkit import class_baselines
 from lstmkit.config import POSITIVE_INT, RATE, option
 from lstmkit.errors import InputError
 from lstmkit.models.classifier import (
@@ -48,6 +49,12 @@ class ClassifierConfig(TrainConfig):
         "networks trained one after another, each from its own seed; their logits are averaged "
         "(an ensemble: N times the training time)",
         POSITIVE_INT,
+    )
+    baselines: bool = option(
+        True,
+        "also fit the classifiers a user would otherwise use on the same training examples and report "
+        "them beside the LSTM (texts: TF-IDF + logistic regression; series: 1-NN and MiniRocket)",
+        group="training",
     )
 
 
@@ -144,12 +151,29 @@ FIT_FACTS = ("class_names", "train_size", "validation_size", "validation_loss") 
 class ClassifierEstimator(Estimator):
     """An ensemble of bidirectional LSTM classifiers (one network for members=1), trained member by member.
 
-    A subclass reads its data: ``_labelled(data, labels, **reading) -> (inputs, label ids, source)``
+    A subclass reads its data: ``_labelled(data, labels, **reading) -> (inputs, label ids, source, raw)``
     turns what the user holds into the network's inputs (token ids, or windows of values) after fit has
-    set the vocabulary or the scales; ``_network_options`` says how the inputs enter the network."""
+    set the vocabulary or the scales, and into what the baselines read (RAW: the texts, or the scaled
+    values); ``_network_options`` says how the inputs enter the network; ``_make_baselines(raw, ids)``
+    fits the task's baselines (``class_baselines``)."""
 
     unit = "sequences"
     loss_name = "cross-entropy"
+
+    def __init__(self, **hyperparameters) -> None:
+        super().__init__(**hyperparameters)
+        self.baselines: list[class_baselines.Baseline] = []  # fitted with the network, never saved
+        self.baseline_notes: list[str] = []  # why a baseline did not run
+        self.read_as = ""  # how the training table was read (delimiter, quoting), when it was one
+
+    def _make_baselines(self, raw, ids: list[int]) -> tuple[list[class_baselines.Baseline], list[str]]:
+        raise NotImplementedError
+
+    def _fit_baselines(self, raw, ids: list[int]) -> None:
+        """The task's baselines on the training examples RAW with class indices IDS (with ``baselines``)."""
+        self.baselines, self.baseline_notes = [], []
+        if self.config.baselines:
+            self.baselines, self.baseline_notes = self._make_baselines(raw, ids)
 
     def _network_options(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -206,7 +230,7 @@ class ClassifierEstimator(Estimator):
 
     def predict_proba(self, data, **reading) -> np.ndarray:
         """Class probabilities (N, C), the columns in the order of ``class_names``."""
-        inputs, _, _ = self._labelled(data, None, **reading)
+        inputs, *_ = self._labelled(data, None, **reading)
         return SequenceClassifier.probabilities(self._logits(inputs)).numpy()
 
     def predict(self, data, **reading) -> list[str]:
@@ -215,8 +239,9 @@ class ClassifierEstimator(Estimator):
 
     def evaluate(self, data, labels=None, **reading) -> dict[str, Any]:
         """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix on DATA with
-        its LABELS (or the labels DATA holds); with how the model was trained (sizes, validation loss)."""
-        inputs, actual, source = self._labelled(data, labels, **reading)
+        its LABELS (or the labels DATA holds); with how the model was trained (sizes, validation loss), and
+        the baselines' accuracy on the same examples ("baselines", "winner")."""
+        inputs, actual, source, raw = self._labelled(data, labels, **reading)
         if actual is None:
             raise InputError(f"{source}: has no labels; evaluate() needs labelled examples")
         if not len(actual):
@@ -224,25 +249,41 @@ class ClassifierEstimator(Estimator):
                 "the test split is empty; give more examples of each class (or a test fraction > 0)"
             )
         predicted = SequenceClassifier.probabilities(self._logits(inputs)).argmax(dim=1)
+        scores = classification_metrics(predicted, actual, self.class_names)
+        baselines = class_baselines.score_baselines(self.baselines, raw, actual.numpy())
         self._record(
             {
-                **classification_metrics(predicted, actual, self.class_names),
+                **scores,
                 "train_size": self.train_size,
                 "validation_size": self.validation_size,  # 0: validated on the training set
                 "validation_loss": self.validation_loss,  # the members' mean, each on its own split
+                "baselines": baselines,
+                "baseline_notes": self.baseline_notes,
+                "winner": class_baselines.verdict(scores["accuracy"], baselines) if baselines else None,
+                **({"training_file_read_as": self.read_as} if self.read_as else {}),
             }
         )
         self.predicted = predicted
         return self.metrics
 
     def summary(self, headline: str) -> str:
-        """HEADLINE and the last evaluation's per-class scores as a table."""
+        """HEADLINE, the last evaluation's per-class scores as a table, then the baselines and the winner."""
         lines = [headline, f"  {'class':<12} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}"]
         for name, scores in self.metrics["per_class"].items():
             lines.append(
                 f"  {name:<12} {scores['precision']:>9.3f} {scores['recall']:>7.3f} {scores['f1']:>7.3f} "
                 f"{scores['support']:>8}"
             )
+        baselines = self.metrics.get("baselines") or {}
+        if baselines:
+            lines.append("baselines on the same training and test examples:")
+            for scores in baselines.values():
+                lines.append(
+                    f"  {scores['title']:<45} accuracy {scores['accuracy']:.4f}  "
+                    f"({scores['fit_seconds'] + scores['predict_seconds']:.1f} s)"
+                )
+            lines.append(self.metrics["winner"])
+        lines += [f"note: {note}" for note in self.metrics.get("baseline_notes", [])]
         return "\n".join(lines)
 
     def _class_summary(self, inputs: Tensor) -> str:
@@ -264,6 +305,8 @@ class ClassifierEstimator(Estimator):
         for name in FIT_FACTS:
             setattr(self, name, state[name])
         self._restore_reading(state)
+        self.baselines = []
+        self.baseline_notes = ["the baselines are fitted with the model and not saved; fit it to compare"]
 
     def _reading_state(self) -> dict[str, Any]:
         """How the task reads its data (the vocabulary; the series' length and scales), as JSON."""

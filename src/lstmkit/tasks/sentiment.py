@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
+from lstmkit import class_baselines
 from lstmkit.config import POSITIVE_INT, Kind, option, with_defaults
 from lstmkit.data.labelled_text import (
+    QUOTINGS,
     LabelledTexts,
     checked,
     class_names_for,
@@ -59,7 +61,7 @@ class TextClassifierConfig(ClassifierConfig):
 
 
 def as_texts(
-    data, labels=None, text_column=None, label_column=None, delimiter=None, encoding=None
+    data, labels=None, text_column=None, label_column=None, delimiter=None, encoding=None, quoting="auto"
 ) -> LabelledTexts:
     """What the user holds as labelled texts: a list of strings with LABELS; a pandas DataFrame with a
     text and a label column (named, or detected as for a file); a CSV/TSV file or a folder of class
@@ -72,7 +74,7 @@ def as_texts(
         path = Path(data)
         if path.is_dir():
             return read_folder(path, encoding)
-        return read_text_table(path, text_column, label_column, delimiter, encoding)
+        return read_text_table(path, text_column, label_column, delimiter, encoding, quoting)
     if hasattr(data, "columns"):
         text_column = text_column or max(data.columns, key=lambda c: data[c].astype(str).str.len().sum())
         others = [c for c in data.columns if c != text_column]
@@ -93,8 +95,24 @@ def as_texts(
     return checked(LabelledTexts(texts, [index[name] for name in names], class_names), "the texts")
 
 
+def fold_baselines(per_fold: list[dict]) -> dict:
+    """Each baseline's mean accuracy over the folds (and each fold's), from every fold's "baselines"."""
+    merged = {}
+    for name, first in per_fold[0].items():
+        accuracies = [fold[name]["accuracy"] for fold in per_fold]
+        merged[name] = {
+            "title": first["title"],
+            "accuracy": statistics.mean(accuracies),
+            "fold_accuracies": accuracies,
+            "fit_seconds": round(sum(fold[name]["fit_seconds"] for fold in per_fold), 3),
+            "predict_seconds": round(sum(fold[name]["predict_seconds"] for fold in per_fold), 3),
+        }
+    return merged
+
+
 def subset(data: LabelledTexts, index: list[int]) -> LabelledTexts:
-    return LabelledTexts([data.texts[i] for i in index], [data.labels[i] for i in index], data.class_names)
+    texts, labels = [data.texts[i] for i in index], [data.labels[i] for i in index]
+    return LabelledTexts(texts, labels, data.class_names, data.read_as)
 
 
 class TextClassifier(ClassifierEstimator):
@@ -122,17 +140,19 @@ class TextClassifier(ClassifierEstimator):
         **options,
     ) -> TextClassifier:
         """Train on DATA (see ``as_texts``; reading options text_column=, label_column=, delimiter=,
-        encoding= go with it): the vocabulary from these texts alone; member k validates on the k-th tenth."""
+        encoding=, quoting= go with it): the vocabulary from these texts alone; member k validates on the
+        k-th tenth."""
         reading = {
             k: options.pop(k)
-            for k in ("text_column", "label_column", "delimiter", "encoding")
+            for k in ("text_column", "label_column", "delimiter", "encoding", "quoting")
             if k in options
         }
         self._configure(options, checkpoint_dir, resume)
         cfg = self.config
         data = as_texts(data, labels, **reading)
-        self.class_names = data.class_names
+        self.class_names, self.read_as = data.class_names, data.read_as
         self.vocab = WordVocab.from_texts(data.texts, cfg.min_count)
+        self._fit_baselines(data.texts, data.labels)
         held_out = stratified_folds(data.labels, round(1 / VAL_FRACTION), cfg.seed)
 
         def examples(index: list[int]) -> Examples:
@@ -149,7 +169,7 @@ class TextClassifier(ClassifierEstimator):
 
     def _labelled(self, data, labels=None, **reading):
         """Texts (a str, a list of them, or anything ``as_texts`` reads) -> token ids, the labels' ids
-        (None for texts without labels), a name for messages."""
+        (None for texts without labels), a name for messages, the texts."""
         if isinstance(data, str) and not Path(data).exists():
             data = [data]
         if isinstance(data, (list, tuple)) and labels is None:
@@ -158,7 +178,10 @@ class TextClassifier(ClassifierEstimator):
             read = as_texts(data, labels, **reading)
             names = [read.class_names[k] for k in read.labels]
             texts, ids, source = read.texts, label_ids(names, self.class_names, "the data"), "the data"
-        return [torch.tensor(self.vocab.encode(text)) for text in texts], ids, source
+        return [torch.tensor(self.vocab.encode(text)) for text in texts], ids, source, texts
+
+    def _make_baselines(self, texts: list[str], ids: list[int]):
+        return class_baselines.fit_text_baselines(texts, ids)
 
     def _network_options(self) -> dict:
         return {"vocab_size": len(self.vocab), "embed_size": self.config.embed_size}
@@ -177,8 +200,9 @@ class TextClassifier(ClassifierEstimator):
         """Stratified K-fold cross-validation: each fold trains its own vocabulary and model on the other
         folds and is tested on its own (in CHECKPOINT_DIR/fold-NN when given; ``resume`` skips finished
         folds and members). Returns the mean accuracy over the folds (and its deviation, each fold's, and
-        the per-class scores of all folds' test predictions pooled); afterwards this estimator holds the
-        model of the fold with the lowest validation loss (chosen without looking at any test fold)."""
+        the per-class scores of all folds' test predictions pooled, and each baseline's mean accuracy over
+        the same folds); afterwards this estimator holds the model of the fold with the lowest validation
+        loss (chosen without looking at any test fold)."""
         self._configure({}, checkpoint_dir, resume)
         data = as_texts(data, labels, **reading)
         folds = FOLDS.check("folds", folds)
@@ -193,6 +217,8 @@ class TextClassifier(ClassifierEstimator):
             if resume and fold_dir is not None and (fold_dir / METRICS_FILE).is_file():
                 model = TextClassifier.load(fold_dir)
                 model.training_state = LoopState(**load_tensors(fold_dir / STATE_FILE)[1]["loop"])
+                train = subset(data, rest)
+                model._fit_baselines(train.texts, train.labels)
                 model.evaluate(test)
             else:
                 model = TextClassifier(**self.config.to_config())
@@ -214,17 +240,22 @@ class TextClassifier(ClassifierEstimator):
         chosen = min(range(folds), key=lambda k: fold_models[k].metrics["validation_loss"])
         pooled = classification_metrics(predicted, torch.tensor(data.labels), data.class_names)
         best = fold_models[chosen]
-        for name in ("network", "training_state", "vocab", *FIT_FACTS):  # the chosen fold's model
+        for name in ("network", "training_state", "vocab", "baselines", *FIT_FACTS):  # the chosen fold's
             setattr(self, name, getattr(best, name))
+        baselines = fold_baselines([model.metrics["baselines"] for model in fold_models])
+        mean = statistics.mean(accuracies)
         self._record(
             {
                 **pooled,
                 "pooled_accuracy": pooled["accuracy"],
-                "accuracy": statistics.mean(accuracies),
+                "accuracy": mean,
                 "accuracy_std": statistics.stdev(accuracies),
                 "fold_accuracies": accuracies,
                 "folds": folds,
                 "model_from_fold": chosen + 1,
+                "baselines": baselines,
+                "baseline_notes": fold_models[0].metrics["baseline_notes"],
+                "winner": class_baselines.verdict(mean, baselines) if baselines else None,
             }
         )
         return self.metrics
@@ -267,7 +298,9 @@ The data, any number of classes:
                      their stems agree (rt-polarity.pos, rt-polarity.neg: pos, neg), else by stems
   TABLE              a CSV/TSV file: the text column holds the longest strings, the label column
                      the fewest distinct values; delimiter and header row are detected
-                     (--text-column, --label-column, --delimiter override)
+                     (--text-column, --label-column, --delimiter override), and so is
+                     how quotes are meant: CSV quoting, or text when the file's quotes do
+                     not open fields (`"Wow" she said` in a TSV; --quoting overrides)
   FOLDER             one subfolder per class, named as the class, with one text per file
 Files are read as UTF-8 unless --encoding says otherwise (rt-polarity needs --encoding cp1252).
 
@@ -289,9 +322,14 @@ reported, and DIR keeps the model of the fold with the lowest validation loss (t
 chosen without looking at any test fold). --minutes and --epochs apply to each member of each
 fold; --resume skips the folds and members already done and resumes the interrupted one.
 
+Beside the LSTM, TF-IDF of words and bigrams + logistic regression (scikit-learn's defaults; pip
+install 'lstmkit[text]') is fitted on the same training texts and tested on the same texts or
+folds; the report prints both and says which won (--no-baselines: the LSTM alone).
+
 DIR receives model.safetensors, config.json (with the vocabulary), metrics.json (accuracy, per-class
 precision, recall, F1, support and the confusion matrix; with --folds, "fold_accuracies" too and the
-per-class scores of all folds' test predictions pooled) and loss_curve.png."""
+per-class scores of all folds' test predictions pooled; "baselines" and "winner") and
+loss_curve.png."""
 
 EXAMPLES = """\
 examples:
@@ -322,7 +360,9 @@ def read_data(args: argparse.Namespace) -> LabelledTexts:
         )
     if len(args.data) > 1:
         return read_class_files(dict(sorted(zip(class_names_for(args.data), args.data))), args.encoding)
-    return as_texts(args.data[0], None, args.text_column, args.label_column, args.delimiter, args.encoding)
+    return as_texts(
+        args.data[0], None, args.text_column, args.label_column, args.delimiter, args.encoding, args.quoting
+    )
 
 
 def train(clf: TextClassifier, args: argparse.Namespace, out_dir: Path) -> Outcome:
@@ -331,6 +371,8 @@ def train(clf: TextClassifier, args: argparse.Namespace, out_dir: Path) -> Outco
         raise InputError(f"--folds {args.folds}: more folds than the {len(data.labels)} texts")
     counts = ", ".join(f"{name} {data.labels.count(label)}" for label, name in enumerate(data.class_names))
     print(f"sentiment: {len(data.texts)} texts, classes {counts}")
+    if data.read_as:
+        print(f"{args.data[0]}: {data.read_as}")
     following = f"Classify texts with: lstmkit sentiment predict {out_dir} 'a text'"
     if args.folds:
         record = clf.cross_validate(data, folds=args.folds, checkpoint_dir=out_dir, resume=args.resume)
@@ -376,6 +418,13 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--text-column", metavar="C", help=DETECTED_COLUMN)
     data.add_argument("--label-column", metavar="C", help=DETECTED_COLUMN)
     add_delimiter_option(data)
+    data.add_argument(
+        "--quoting",
+        choices=QUOTINGS,
+        default="auto",
+        help="how quotes in a table are read: as CSV quoting, as part of the text (each line one row), or "
+        "detected (default: auto, which says which it chose)",
+    )
     data.add_argument("--folds", metavar="K", type=FOLDS.parse, help="K-fold cross-validation (K >= 2)")
 
     p = add_command(actions, "predict", TextClassifier, ".load(DIR).predict(TEXTS)", predict, PREDICT_TEXTS)
