@@ -3,12 +3,17 @@
     python benchmarks/bench_classify.py                      # baselines only: rt-polarity, ECG200 (seconds)
     python benchmarks/bench_classify.py --lstm               # and the LSTM (the commands' defaults, ~15 min)
     python benchmarks/bench_classify.py --lstm --seeds 0,1,2,3,4
+    python benchmarks/bench_classify.py --archive DIR        # every NAME_TRAIN.ts + NAME_TEST.ts under DIR
 
 rt-polarity: stratified 10-fold cross-validation on the folds `lstmkit sentiment train --folds 10` uses
 (seed 0); TF-IDF of words and bigrams + logistic regression (scikit-learn) on each fold, as the command
 reports it. ECG200: train on TRAIN, test on TEST; 1-NN Euclidean, 1-NN DTW and MiniRocket (aeon) on the
 z-normalised series, MiniRocket once per seed. With --lstm, the same estimators train the LSTM and report
 both (TextClassifier.cross_validate; SeriesClassifier.fit + evaluate per seed).
+
+--archive DIR runs `lstmkit classify train NAME_TRAIN.ts --test NAME_TEST.ts` with the defaults (seed 0)
+on every such pair under DIR (aeon ships a few in aeon/datasets/data) and prints the LSTM's test accuracy
+beside the baselines' from the same run: whether the defaults, tuned on no data set but ECG200, hold up.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import lstmkit
 from lstmkit import class_baselines
 from lstmkit.data.labelled_text import read_class_files, stratified_folds
 from lstmkit.data.sequences import read_series, z_normalize
+from lstmkit.errors import InputError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -95,6 +101,31 @@ def ecg200(lstm: bool, seeds: list[int]) -> None:
         print(f"  {winner} won on the mean: {max(ours, theirs):.4f} against {min(ours, theirs):.4f}")
 
 
+def archive(folder: Path) -> None:
+    pairs = sorted(path for path in folder.rglob("*_TRAIN.ts") if not path.stem.endswith("_eq_TRAIN"))
+    print(f"\n{'data set':<24} {'train':>5} {'test':>5} {'dims':>4} {'length':>9}  lstmkit  baselines")
+    for train in pairs:
+        test = train.with_name(train.name.replace("_TRAIN", "_TEST"))
+        if not test.is_file():
+            continue
+        start = time.perf_counter()
+        name = train.stem.removesuffix("_TRAIN")
+        try:
+            clf = lstmkit.SeriesClassifier(seed=0).fit(train, verbose=False)
+        except InputError as error:  # not a classification set (a regression one, time stamps)
+            print(f"{name:<24} skipped: {str(error).split(': ', 1)[1]}")
+            continue
+        record = clf.evaluate(test)
+        seconds = time.perf_counter() - start
+        span = f"{clf.length}" if clf.equal_length else f"<= {clf.length}"
+        others = "  ".join(f"{b['title']} {b['accuracy']:.3f}" for b in record["baselines"].values())
+        print(
+            f"{name:<24} {record['train_size']:>5} {record['test_size']:>5} {clf.channels:>4} {span:>9}  "
+            f"{record['accuracy']:.3f}    {others}  ({seconds:.0f} s)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,8 +133,12 @@ def main() -> None:
     parser.add_argument("--lstm", action="store_true", help="train the LSTM too (minutes)")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="ECG200 seeds, comma-separated")
     parser.add_argument("--only", choices=("rt-polarity", "ecg200"), help="one data set")
+    parser.add_argument("--archive", type=Path, metavar="DIR", help="the .ts pairs under DIR instead")
     args = parser.parse_args()
     print(machine.describe())
+    if args.archive:
+        archive(args.archive)
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.only != "ecg200":
         rt_polarity(args.lstm)

@@ -19,6 +19,7 @@ from lstmkit.errors import InputError
 TINY = {"hidden_size": 8, "epochs": 3, "members": 1, "seed": 1, "baselines": False}
 
 TS_HEADER = """# made by hand
+% a comment as some of the archive's files write it
 @problemName Toy
 @timeStamps false
 @missing true
@@ -41,7 +42,7 @@ def test_ts_multivariate_unequal_lengths_and_missing_values(tmp_path):
         TS_HEADER + "1,2,3,4:10,?,30,40:up\n4,3,2:30,20,10:down\n\n5,?,?,8,9:1,2,3,4,5:up\n",
     )
     read = read_series(path)
-    assert read.labels == ["up", "down", "up"] and read.lines == [10, 11, 13]
+    assert read.labels == ["up", "down", "up"] and read.lines == [11, 12, 14]
     values = read.values.numpy()  # (N, C, T), NaN after a case's end
     assert values.shape == (3, 2, 5)
     np.testing.assert_allclose(values[0, :, :4], [[1, 2, 3, 4], [10, 20, 30, 40]])  # ? between 10 and 30

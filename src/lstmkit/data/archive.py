@@ -20,6 +20,7 @@ from lstmkit.data.labelled_text import read_text_file, text_lines
 from lstmkit.errors import InputError
 
 MISSING = ("?", "nan", "NaN")
+COMMENTS = ("#", "%")  # .ts files in the wild start comment lines with either
 
 
 @dataclass
@@ -106,13 +107,13 @@ def number(path: Path, line: int, where: str, cell: str) -> float:
 
 # ---- .ts ------------------------------------------------------------------------------------------------
 def read_ts(path: Path, text: str) -> tuple[list, list[str] | None, list[int]]:
-    """Header tags (@problemName, @classLabel true A B ..., @univariate, @equalLength, ...) up to @data,
-    then one case a line: ``v1,v2,...:w1,w2,...:label``."""
+    """Comment lines (# or %), header tags (@problemName, @classLabel true A B ..., @univariate,
+    @equalLength, ...) up to @data, then one case a line: ``v1,v2,...:w1,w2,...:label``."""
     tags, body = {}, None
     lines = text_lines(text)
     for number_, line in enumerate(lines, 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped.startswith(COMMENTS):
             continue
         if not stripped.startswith("@"):
             raise InputError(
@@ -135,7 +136,7 @@ def read_ts(path: Path, text: str) -> tuple[list, list[str] | None, list[int]]:
     cases, labels, numbers = [], [], []
     for number_, line in enumerate(lines[body:], body + 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
+        if not stripped or stripped.startswith(COMMENTS):
             continue
         parts = stripped.split(":")
         if labelled:
