@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 import lstmkit
+from lstmkit.train.checkpoint import STATE_FILE, load_tensors
 
 # The test data: small files in the repository (tests/data/README.md says what each is); every test reads
 # them from here, so that a plain clone runs the whole suite.
@@ -68,3 +75,26 @@ def untrained(estimator, fitted: dict):
     estimator._restore_fitted(fitted)
     estimator.network = estimator._build_network().eval()
     return estimator
+
+
+def kill_after_first_checkpoint(args: list[str], out_dir: Path, max_delay: float) -> tuple[int, float]:
+    """Run `lstmkit ARGS --out OUT_DIR --checkpoint-every 0.002` in a child process and SIGKILL it a random
+    moment (up to MAX_DELAY seconds) after its first checkpoint; the step that checkpoint holds, and the
+    delay."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lstmkit", *args, "--out", str(out_dir), "--checkpoint-every", "0.002"],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    delay = random.uniform(0.0, max_delay)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out_dir / STATE_FILE).exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, f"the child ended before the kill: {child.stderr.read()!r}"
+    return load_tensors(out_dir / STATE_FILE)[1]["loop"]["step"], delay  # loadable, whenever the kill came

@@ -5,16 +5,11 @@ state)."""
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import kill_after_first_checkpoint
 
 from lstmkit.cli import main
 from lstmkit.data.text import load_bundled_text
@@ -35,26 +30,9 @@ def corpus(tmp_path_factory) -> Path:
 def test_sigkill_then_resume_gives_the_uninterrupted_run(corpus, tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     args = ["charlm", "train", str(corpus), *OPTIONS]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "lstmkit", *args, "--out", str(killed), "--checkpoint-every", "0.002"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / STATE_FILE).exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # a random moment after the first checkpoint (they come 0.12 s apart), well before the run's end:
-        # the whole run takes about a second on two cores
-        delay = random.uniform(0.0, 0.4)
-        time.sleep(delay)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait()
-    assert child.returncode == -signal.SIGKILL, f"the child ended before the kill: {child.stderr.read()!r}"
-    _, meta = load_tensors(killed / STATE_FILE)  # loadable, whenever the kill came
-    stopped_at = meta["loop"]["step"]
+    # a random moment after the first checkpoint (they come 0.12 s apart), well before the run's end: the
+    # whole run takes about a second on two cores
+    stopped_at, delay = kill_after_first_checkpoint(args, killed, max_delay=0.4)
     assert stopped_at > 0, f"killed {delay:.2f} s after the first checkpoint"
     assert not (killed / MODEL_FILE).exists()  # the run had not finished
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import random
 import re
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import kill_after_first_checkpoint
 
 import lstmkit
 from lstmkit.cli import main
@@ -272,22 +267,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(corpus, tmp_path):
     killed, straight = tmp_path / "killed", tmp_path / "straight"
     args = ["wordlm", "train", str(corpus["train"]), "--valid", str(corpus["valid"]), *SMALL, "--epochs", "6"]
     args += ["--dropout", "0.2", "--locked-dropout", "--weight-drop", "0.3", "--average-after", "3"]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "lstmkit", *args, "--out", str(killed), "--checkpoint-every", "0.002"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (killed / STATE_FILE).exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(random.uniform(0.0, 0.5))  # the run takes a few seconds after its first checkpoint
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait()
-    assert child.returncode == -signal.SIGKILL, f"the child ended before the kill: {child.stderr.read()!r}"
-    stopped_at = load_tensors(killed / STATE_FILE)[1]["loop"]["step"]
+    stopped_at, _ = kill_after_first_checkpoint(args, killed, max_delay=0.5)  # the run takes seconds more
     assert main([*args, "--out", str(killed), "--resume"]) == 0
     assert main([*args, "--out", str(straight)]) == 0
     resumed, reference = (load_tensors(d / STATE_FILE) for d in (killed, straight))

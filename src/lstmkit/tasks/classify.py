@@ -452,9 +452,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 
 
 INSPECT_READS = (
-    "a CSV/TSV or UCR file in the training layout (its --row-th series, label column optional), "
-    "or numbers separated by commas, e.g. 0.1,0.5,2.3; each step reads a window of the series "
-    "as in training"
+    "a CSV/TSV, UCR, .ts or .arff file in the training layout (its --row-th series, label column "
+    "optional), or numbers separated by commas, e.g. 0.1,0.5,2.3; each step reads a window of the "
+    "series (of every dimension) as in training"
 )
 
 
