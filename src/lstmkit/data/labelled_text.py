@@ -125,7 +125,7 @@ class Table:
     rows: list[list[str]]
     lines: list[int]  # the line of the file where each row starts
     header: list[str] | None = None
-    read_as: str = ""  # e.g. "tab-delimited, quotes as CSV quoting"
+    read_as: str = ""  # e.g. "tab-delimited, CSV quoting"
 
     def column_names(self) -> list[str]:
         return self.header or [str(number) for number in range(1, len(self.rows[0]) + 1)]
@@ -179,8 +179,8 @@ def read_table(path: Path, text: str, delimiter: str, quoting: str = "auto") -> 
             path,
             literal_rows,
             literal_lines,
-            read_as=f"{name}-delimited, read line by line with quotes as text ({quoted} lines hold quotes "
-            "that do not follow CSV quoting); --quoting csv reads them as CSV quoting",
+            read_as=f"{name}-delimited, read line by line with quotes as text ({quoted} lines hold quotes, "
+            "and the file's quotes do not follow CSV quoting); --quoting csv reads them as CSV quoting",
         )
     if failure is not None:
         line, reason = failure.args

@@ -306,7 +306,8 @@ class ClassifierEstimator(Estimator):
             setattr(self, name, state[name])
         self._restore_reading(state)
         self.baselines = []
-        self.baseline_notes = ["the baselines are fitted with the model and not saved; fit it to compare"]
+        if self.config.baselines:
+            self.baseline_notes = ["the baselines are fitted with the model and not saved; fit it to compare"]
 
     def _reading_state(self) -> dict[str, Any]:
         """How the task reads its data (the vocabulary; the series' length and scales), as JSON."""
