@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-TEXT_CS = (0.3, 1.0, 3.0, 10.0, 30.0)  # the C values cross-validated (rt-polarity picks 10)
+TEXT_CS = (0.3, 1.0, 3.0, 10.0, 30.0)  # the regularisation strengths the cross-validation chooses from
 TEXT_MISSING = "pip install 'lstmkit[text]' to add the TF-IDF + logistic regression baseline (scikit-learn)"
 SERIES_MISSING = "pip install 'lstmkit[series]' to add the 1-NN and MiniRocket baselines (aeon)"
 DTW_MAX_CELLS = 2 * 10**8  # training series x length^2: DTW cells per test series above which DTW is skipped
