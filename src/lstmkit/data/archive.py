@@ -105,6 +105,21 @@ def number(path: Path, line: int, where: str, cell: str) -> float:
     return value
 
 
+def case_values(path: Path, line: int, dimensions: list[str]) -> list[list[float]]:
+    """A case's DIMENSIONS, each "v1,v2,...", as lists of values (NaN for "?")."""
+    case = []
+    for d, part in enumerate(dimensions, 1):
+        if not part.strip():
+            raise InputError(f"{path}: line {line}: dimension {d} is empty; write ? for a missing value")
+        case.append(
+            [
+                number(path, line, f"dimension {d}, value {k}", cell)
+                for k, cell in enumerate(part.split(","), 1)
+            ]
+        )
+    return case
+
+
 # ---- .ts ------------------------------------------------------------------------------------------------
 def read_ts(path: Path, text: str) -> tuple[list, list[str] | None, list[int]]:
     """Comment lines (# or %), header tags (@problemName, @classLabel true A B ..., @univariate,
@@ -149,19 +164,7 @@ def read_ts(path: Path, text: str) -> tuple[list, list[str] | None, list[int]]:
                     f"({', '.join(sorted(classes))})"
                 )
             labels.append(label)
-        case = []
-        for d, part in enumerate(parts, 1):
-            if not part.strip():
-                raise InputError(
-                    f"{path}: line {number_}: dimension {d} is empty; write ? for a missing value"
-                )
-            case.append(
-                [
-                    number(path, number_, f"dimension {d}, value {k}", cell)
-                    for k, cell in enumerate(part.split(","), 1)
-                ]
-            )
-        cases.append(case)
+        cases.append(case_values(path, number_, parts))
         numbers.append(number_)
     return cases, labels if labelled else None, numbers
 
@@ -226,29 +229,21 @@ def read_arff(path: Path, text: str) -> tuple[list, list[str] | None, list[int]]
                 raise InputError(
                     f"{path}: line {number_}: the dimensions must be quoted: 'v1,v2,...\\nw1,w2,...',label"
                 )
-            inner, rest = stripped[1:end], stripped[end + 1 :].lstrip(",").strip()
-            dimensions = inner.replace("\\n", "\n").split("\n")
-            fields = [rest] if labelled else []
+            dimensions = stripped[1:end].replace("\\n", "\n").split("\n")
+            label = stripped[end + 1 :].lstrip(",")
+        elif labelled:
+            values, _, label = stripped.rpartition(",")
+            dimensions = [values]
         else:
-            cells = stripped.split(",")
-            fields = cells[-1:] if labelled else []
-            dimensions = [",".join(cells[:-1] if labelled else cells)]
+            dimensions, label = [stripped], ""
         if labelled:
-            label = fields[0].strip().strip("'\"")
+            label = label.strip().strip("'\"")
             if label not in classes:
                 raise InputError(
                     f"{path}: line {number_}: class {label!r} is not one the class attribute declares "
                     f"({', '.join(sorted(classes))})"
                 )
             labels.append(label)
-        cases.append(
-            [
-                [
-                    number(path, number_, f"dimension {d}, value {k}", cell)
-                    for k, cell in enumerate(part.split(","), 1)
-                ]
-                for d, part in enumerate(dimensions, 1)
-            ]
-        )
+        cases.append(case_values(path, number_, dimensions))
         numbers.append(number_)
     return cases, labels if labelled else None, numbers
