@@ -129,7 +129,7 @@ def test_unequal_lengths_give_each_case_its_own_steps(tmp_path):
     train = write(tmp_path / "RAGGED.ts", ramps(30, 2, lengths=(20, 44)))
     clf = lstmkit.SeriesClassifier(**TINY, window=8, stride=4).fit(train, verbose=False)
     cases = clf._read(train)
-    inputs = clf._inputs(cases.values, cases.lengths)
+    inputs = clf._windows(clf._scaled(cases.values, cases.lengths))
     steps = [len(x) for x in inputs]
     assert steps == [1 + -(-(int(n) - 8) // 4) for n in cases.lengths]
     assert len(set(steps)) > 1 and not clf.equal_length

@@ -186,10 +186,9 @@ class SeriesClassifier(ClassifierEstimator):
         if cfg.val_fraction:
             fit_index, val_index = stratified_split(ids.tolist(), cfg.val_fraction, cfg.seed)
         self.mean, self.std = channel_statistics(cases.values[fit_index])
-        inputs = self._inputs(cases.values, cases.lengths)
-        self._fit_baselines(
-            self._baseline_view(cases.values[fit_index], cases.lengths[fit_index]), ids[fit_index].tolist()
-        )
+        scaled = self._scaled(cases.values, cases.lengths)
+        inputs = self._windows(scaled)
+        self._fit_baselines(self._baseline_view([scaled[i] for i in fit_index]), ids[fit_index].tolist())
         fit = Examples([inputs[i] for i in fit_index], ids[fit_index])
         val = Examples([inputs[i] for i in val_index], ids[val_index]) if cfg.val_fraction else fit
         if verbose:
@@ -211,21 +210,21 @@ class SeriesClassifier(ClassifierEstimator):
             for case, length in zip(values, lengths.tolist())
         ]
 
-    def _inputs(self, values: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
-        """Cases (N, C, T) -> the network's inputs, N tensors (S_i, C * window): step s reads the window
-        at s * stride of every dimension."""
+    def _windows(self, scaled: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Scaled cases, each (C, L_i) -> the network's inputs, each (S_i, C * window): step s reads the
+        window at s * stride of every dimension."""
         cfg = self.config
         return [
             sliding_windows(case, cfg.window, cfg.stride)
             .transpose(0, 1)
             .reshape(-1, self.channels * cfg.window)
-            for case in self._scaled(values, lengths)
+            for case in scaled
         ]
 
-    def _baseline_view(self, values: torch.Tensor, lengths: torch.Tensor):
-        """The scaled cases as aeon reads them: an array (N, C, T), or a list of (C, L_i) arrays."""
-        scaled = [case.numpy() for case in self._scaled(values, lengths)]
-        return np.stack(scaled) if self.equal_length else scaled
+    def _baseline_view(self, scaled: list[torch.Tensor]):
+        """Scaled cases as aeon reads them: an array (N, C, T), or a list of (C, L_i) arrays."""
+        arrays = [case.numpy() for case in scaled]
+        return np.stack(arrays) if self.equal_length else arrays
 
     def _make_baselines(self, scaled, ids: list[int]):
         return class_baselines.fit_series_baselines(scaled, ids, self.config.seed)
@@ -233,15 +232,16 @@ class SeriesClassifier(ClassifierEstimator):
     def _labelled(self, data, labels=None, label_column: str | None = None, delimiter: str | None = None):
         """DATA in the training layout (label column optional; a file's label column is the training
         file's unless given), or an array (N, T) or (N, C, T): the inputs, the labels' ids or None, a
-        name, the scaled cases that the baselines read."""
+        name, the scaled cases that the baselines read (None when there are none)."""
         cases = self._read(data, labels, label_column, delimiter)
         ids = (
             None
             if cases.labels is None
             else label_ids(cases.labels, self.class_names, cases.source, cases.lines)
         )
-        view = self._baseline_view(cases.values, cases.lengths)
-        return self._inputs(cases.values, cases.lengths), ids, cases.source, view
+        scaled = self._scaled(cases.values, cases.lengths)
+        view = self._baseline_view(scaled) if self.baselines else None  # only the baselines read it
+        return self._windows(scaled), ids, cases.source, view
 
     def _read(
         self, data, labels=None, label_column: str | None = None, delimiter: str | None = None
@@ -254,8 +254,9 @@ class SeriesClassifier(ClassifierEstimator):
             raise InputError(
                 f"{cases.source}: series of {channels} dimensions; the model reads {self.channels}"
             )
-        if self.equal_length and (length != self.length or not bool((cases.lengths == length).all())):
-            found = length if bool((cases.lengths == length).all()) else f"{cases.lengths.min()} to {length}"
+        equal = bool((cases.lengths == length).all())
+        if self.equal_length and (length != self.length or not equal):
+            found = length if equal else f"{cases.lengths.min()} to {length}"
             raise InputError(f"{cases.source}: series of {found} values; the model reads {self.length}")
         return cases
 
@@ -285,7 +286,7 @@ class SeriesClassifier(ClassifierEstimator):
         case = case[:, :length]
         if case.shape[0] != self.channels:
             raise InputError(f"{source}: {case.shape[0]} dimensions; the model reads {self.channels}")
-        inputs = self._inputs(case[None], torch.tensor([length]))[0]  # (S, C * window), as in training
+        inputs = self._windows(self._scaled(case[None], torch.tensor([length])))[0]  # (S, C * window)
         raw = sliding_windows(case[:1], cfg.window, cfg.stride)[0]  # (S, window) of the first dimension
         summary = self._class_summary(inputs)
         if self.equal_length and length != self.length:
