@@ -166,11 +166,8 @@ def read_table(path: Path, text: str, delimiter: str, quoting: str = "auto") -> 
         failure = error
     if quoting == "csv" or (failure is None and not spans and _is_even(rows)):
         if failure is not None:
-            line, reason = failure.args
-            raise InputError(
-                f"{path}: line {line}: {reason}; fix the quoting there, or pass --quoting none if the "
-                "file's quotes are part of its text"
-            ) from None
+            hint = ", or pass --quoting none if the file's quotes are part of its text"
+            raise _quoting_error(path, failure, hint)
         return _even(path, rows, lines, delimiter, f"{name}-delimited, CSV quoting")
     literal_rows, literal_lines = _split_lines(text, delimiter)
     if _is_even(literal_rows):
@@ -183,9 +180,13 @@ def read_table(path: Path, text: str, delimiter: str, quoting: str = "auto") -> 
             "and the file's quotes do not follow CSV quoting); --quoting csv reads them as CSV quoting",
         )
     if failure is not None:
-        line, reason = failure.args
-        raise InputError(f"{path}: line {line}: {reason}; fix the quoting there") from None
+        raise _quoting_error(path, failure)
     return _even(path, rows, lines, delimiter, f"{name}-delimited, CSV quoting")
+
+
+def _quoting_error(path: Path, failure: csv.Error, hint: str = "") -> InputError:
+    line, reason = failure.args
+    return InputError(f"{path}: line {line}: {reason}; fix the quoting there{hint}")
 
 
 def _csv_rows(text: str, delimiter: str) -> tuple[list[list[str]], list[int], bool]:
