@@ -4,6 +4,7 @@
     python benchmarks/bench_classify.py --lstm               # and the LSTM (the commands' defaults, ~15 min)
     python benchmarks/bench_classify.py --lstm --seeds 0,1,2,3,4
     python benchmarks/bench_classify.py --archive DIR        # every NAME_TRAIN.ts + NAME_TEST.ts under DIR
+    python benchmarks/bench_classify.py --lstm --only ecg200 --set conv_filters=0   # other settings
 
 rt-polarity: stratified 10-fold cross-validation on the folds `lstmkit sentiment train --folds 10` uses
 (seed 0); TF-IDF of words and bigrams + logistic regression (scikit-learn) on each fold, as the command
@@ -65,7 +66,7 @@ def rt_polarity(lstm: bool) -> None:
     print(f"  TF-IDF + logistic regression  mean accuracy {mean:.4f} ({folds}), {seconds:.1f} s")
 
 
-def ecg200(lstm: bool, seeds: list[int]) -> None:
+def ecg200(lstm: bool, seeds: list[int], options: dict) -> None:
     train = read_series(DATA / "ucr-ecg200" / "ECG200_TRAIN.txt")
     test = read_series(DATA / "ucr-ecg200" / "ECG200_TEST.txt")
     print(f"\nECG200: train {len(train.lines)}, test {len(test.lines)}, seeds {seeds}")
@@ -76,7 +77,9 @@ def ecg200(lstm: bool, seeds: list[int]) -> None:
     lstm_accuracies = []
     for seed in seeds:
         if lstm:
-            clf = lstmkit.SeriesClassifier(seed=seed).fit(train.values, train.labels, verbose=False)
+            clf = lstmkit.SeriesClassifier(seed=seed, **options).fit(
+                train.values, train.labels, verbose=False
+            )
             record = clf.evaluate(test.values, test.labels)
             lstm_accuracies.append(record["accuracy"])
             scores = record["baselines"]
@@ -101,7 +104,7 @@ def ecg200(lstm: bool, seeds: list[int]) -> None:
         print(f"  {winner} won on the mean: {max(ours, theirs):.4f} against {min(ours, theirs):.4f}")
 
 
-def archive(folder: Path) -> None:
+def archive(folder: Path, options: dict) -> None:
     pairs = sorted(path for path in folder.rglob("*_TRAIN.ts") if not path.stem.endswith("_eq_TRAIN"))
     print(f"\n{'data set':<24} {'train':>5} {'test':>5} {'dims':>4} {'length':>9}  lstmkit  baselines")
     for train in pairs:
@@ -111,7 +114,7 @@ def archive(folder: Path) -> None:
         start = time.perf_counter()
         name = train.stem.removesuffix("_TRAIN")
         try:
-            clf = lstmkit.SeriesClassifier(seed=0).fit(train, verbose=False)
+            clf = lstmkit.SeriesClassifier(seed=0, **options).fit(train, verbose=False)
         except InputError as error:  # not a classification set (a regression one, time stamps)
             print(f"{name:<24} skipped: {str(error).split(': ', 1)[1]}")
             continue
@@ -126,6 +129,17 @@ def archive(folder: Path) -> None:
         )
 
 
+def hyperparameter(item: str) -> tuple[str, int | float | str]:
+    """ "name=value" -> (name, the value as an int, a float or the text)."""
+    name, _, text = item.partition("=")
+    for kind in (int, float):
+        try:
+            return name, kind(text)
+        except ValueError:
+            pass
+    return name, text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,16 +148,26 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4", help="ECG200 seeds, comma-separated")
     parser.add_argument("--only", choices=("rt-polarity", "ecg200"), help="one data set")
     parser.add_argument("--archive", type=Path, metavar="DIR", help="the .ts pairs under DIR instead")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="SeriesClassifier hyperparameters other than the defaults, e.g. --set conv_filters=0",
+    )
     args = parser.parse_args()
+    options = dict(hyperparameter(item) for item in args.set)
     print(machine.describe())
+    if options:
+        print(f"series classifier: {options}")
     if args.archive:
-        archive(args.archive)
+        archive(args.archive, options)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.only != "ecg200":
         rt_polarity(args.lstm)
     if args.only != "rt-polarity":
-        ecg200(args.lstm, seeds)
+        ecg200(args.lstm, seeds, options)
 
 
 if __name__ == "__main__":

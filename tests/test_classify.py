@@ -12,7 +12,7 @@ from conftest import DATA
 
 import lstmkit
 from lstmkit.cli import main
-from lstmkit.models.classifier import Ensemble
+from lstmkit.models.classifier import SequenceClassifier
 
 TINY = ["--hidden-size", "8", "--epochs", "3", "--seed", "1"]
 
@@ -90,8 +90,9 @@ def test_held_out_split_and_csv_with_header_and_named_label(tmp_path, capsys):
         and fitted["label_column"] == 0
         and fitted["class_names"] == ["fall", "rise"]
     )
-    model = lstmkit.load(out).network
-    assert type(model) is Ensemble and len(model.members) == hyper["members"] == 3
+    model = lstmkit.load(out).network  # by default one network, the LSTM beside the convolutional branch
+    assert type(model) is SequenceClassifier and hyper["members"] == 1
+    assert model.conv is not None and model.config["conv_filters"] == hyper["conv_filters"] == 64
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,10 @@ token ids (B, T) -> embedding -> dropout, or values (B, T, F) as they are
   -> stacked (bidirectional) lstmkit.LSTM over each sequence's valid steps (lengths=, no packing)
   -> pooling over time -> dropout -> linear: one logit for two classes (sigmoid), one per class (softmax).
 
+For series read as overlapping windows, a convolutional branch (FCN, Wang et al. 2017; LSTM-FCN, Karim et
+al. 2018) may read the same series at full resolution beside the LSTM; its pooled features join the
+LSTM's before the linear layer.
+
 An Ensemble holds several such networks of one shape, trained one after another from their own seeds; in
 use their logits are averaged (on rt-polarity, 4 members add about 1.5 points of accuracy over one: a single
 network overfits within two epochs, and the members' errors differ).
@@ -45,6 +49,9 @@ class SequenceClassifier(nn.Module):
         bidirectional: bool = True,
         pooling: str = "last",
         dropout: float = 0.5,
+        conv_filters: int = 0,
+        window: int = 1,
+        stride: int = 1,
     ):
         super().__init__()
         if pooling not in POOLINGS:
@@ -61,6 +68,7 @@ class SequenceClassifier(nn.Module):
             "bidirectional": bidirectional,
             "pooling": pooling,
             "dropout": dropout,
+            **({"conv_filters": conv_filters, "window": window, "stride": stride} if conv_filters else {}),
         }
         self.embed = None
         if vocab_size:
@@ -77,6 +85,12 @@ class SequenceClassifier(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         features = hidden_size * self.lstm.num_directions
+        self.conv = None
+        if conv_filters:
+            if vocab_size or input_size % window:
+                raise ValueError("the convolutional branch reads values in windows: input_size = C * window")
+            self.conv = ConvBranch(input_size // window, conv_filters, window, stride)
+            features += conv_filters
         self.head = nn.Linear(features, 1 if num_classes == 2 else num_classes)
 
     def forward(self, inputs: Tensor, lengths: Tensor) -> Tensor:
@@ -91,6 +105,8 @@ class SequenceClassifier(nn.Module):
             features = output.masked_fill(padded[..., None], -torch.inf).amax(dim=1)  # (B, D*H)
         else:
             features = output.sum(dim=1) / lengths[:, None].to(output.dtype)  # (B, D*H)
+        if self.conv is not None:
+            features = torch.cat([features, self.conv(inputs, lengths)], dim=-1)  # (B, D*H + F)
         return self.head(self.dropout(features))
 
     def gate_trace(self, inputs: Tensor) -> GateTrace:
@@ -112,6 +128,90 @@ class SequenceClassifier(nn.Module):
             positive = torch.sigmoid(logits)  # (B, 1)
             return torch.cat([1 - positive, positive], dim=-1)
         return torch.softmax(logits, dim=-1)
+
+
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d whose batch statistics count only the valid positions M (B, 1, R) of X (B, F, R), summed
+    over the processes of a torchrun job, so that a batch split over ranks is normalised as one process
+    would normalise it:
+
+        mean = sum(x * m) / sum(m),  var = sum((x - mean)^2 * m) / sum(m)   (per feature, over B and R)
+        y = (x - mean) / sqrt(var + eps) * weight + bias
+
+    Computed in float32 at least; in eval mode, the running statistics (as BatchNorm1d)."""
+
+    def forward(self, x: Tensor, inside: Tensor) -> Tensor:  # (B, F, R), (B, 1, R) -> (B, F, R)
+        if not self.training:
+            return super().forward(x)
+        dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 under autocast: the sums in float32
+        values, mask = x.to(dtype), inside.to(dtype)
+        count = summed(mask.sum().reshape(1))  # (1,)
+        mean = summed((values * mask).sum(dim=(0, 2))) / count  # (F,)
+        centred = values - mean[:, None]  # (B, F, R)
+        var = summed((centred.square() * mask).sum(dim=(0, 2))) / count  # (F,), biased
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            unbiased = var * count / (count - 1).clamp(min=1)
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+        scaled = centred * torch.rsqrt(var + self.eps)[:, None] * self.weight[:, None] + self.bias[:, None]
+        return scaled.to(x.dtype)
+
+
+def summed(value: Tensor) -> Tensor:
+    """VALUE summed over the processes of a torchrun job, gradients flowing back to each (as it is alone)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.distributed.nn.functional import all_reduce  # autograd-aware
+
+        return all_reduce(value)
+    return value
+
+
+class ConvBranch(nn.Module):
+    """FCN over the series at full resolution, rebuilt from the windows the LSTM reads:
+
+        windows (B, S, C*W) -> series (B, C, R), R = (S - 1) * stride + W
+        -> 3 x [Conv1d (kernel 8, 5, 3; F, 2F, F filters; R positions out) -> MaskedBatchNorm -> ReLU]
+        -> mean over each series' valid positions -> (B, F)
+
+    Positions after a shorter series' end are zeroed before each convolution and left out of the batch
+    statistics and of the mean."""
+
+    KERNELS = (8, 5, 3)
+
+    def __init__(self, channels: int, filters: int, window: int, stride: int):
+        super().__init__()
+        if stride > window:
+            raise ValueError(f"the convolutional branch needs stride <= window, got {stride} > {window}")
+        self.channels, self.window, self.stride = channels, window, stride
+        widths = (channels, filters, 2 * filters, filters)
+        self.convs = nn.ModuleList(  # no bias: the normalisation's own follows
+            nn.Conv1d(widths[k], widths[k + 1], kernel, padding=kernel // 2, bias=False)
+            for k, kernel in enumerate(self.KERNELS)
+        )
+        self.norms = nn.ModuleList(MaskedBatchNorm(width) for width in widths[1:])
+
+    def series(self, windows: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Windows (B, S, C*W), S_i valid per row -> the series (B, C, R) and each row's length R_i (B,):
+        each value is the mean of the valid windows that hold it (they all hold the same value)."""
+        steps = windows.shape[1]
+        size = (steps - 1) * self.stride + self.window
+        valid = (torch.arange(steps, device=windows.device) < lengths[:, None]).to(windows.dtype)  # (B, S)
+        columns = (windows * valid[..., None]).transpose(1, 2)  # (B, C*W, S), padded windows 0
+        fold = dict(output_size=(1, size), kernel_size=(1, self.window), stride=(1, self.stride))
+        total = F.fold(columns, **fold)  # (B, C, 1, R): the sum over the windows that hold each value
+        counts = F.fold(valid[:, None].expand(-1, self.window, -1), **fold)  # (B, 1, 1, R)
+        series = (total / counts.clamp(min=1)).squeeze(2)  # (B, C, R)
+        return series, (lengths - 1) * self.stride + self.window
+
+    def forward(self, windows: Tensor, lengths: Tensor) -> Tensor:
+        """Windows (B, S, C*W) with S_i valid steps (B,) -> pooled features (B, F)."""
+        x, sizes = self.series(windows, lengths)  # (B, C, R), (B,)
+        inside = (torch.arange(x.shape[2], device=x.device) < sizes[:, None])[:, None]  # (B, 1, R)
+        for conv, norm in zip(self.convs, self.norms):
+            x = conv(x * inside)[..., : inside.shape[2]]  # (B, F_k, R): an even kernel gives R + 1
+            x = torch.relu(norm(x, inside))
+        return (x * inside).sum(dim=2) / sizes[:, None].to(x.dtype)  # (B, F)
 
 
 class Ensemble(nn.Module):
