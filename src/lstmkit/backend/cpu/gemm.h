@@ -1,7 +1,8 @@
 // Matrix products: one thread's GEMM, a fixed weight packed in panels, the tiled product of large operands
 // over ATen's threads, and a cache-blocked transpose. Operands S are float, double or bfloat16; a product
 // of bfloat16 operands accumulates and lands in float (Acc<S>), by the CPU's bf16 dot-product instructions
-// (AMX tiles or AVX512-BF16, oneDNN's micro-kernel picks) on weights packed in VNNI pairs.
+// (AMX tiles or AVX512-BF16, oneDNN's micro-kernel picks; see has_bf16_products) on weights packed in VNNI
+// pairs.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -29,8 +30,39 @@ constexpr bool kVnni = std::is_same_v<S, BF16>;  // bf16 operands: packed in VNN
 template <typename S>
 using Acc = std::conditional_t<kVnni<S>, float, S>;  // the type a product of S operands lands in
 
-// Whether this CPU multiplies bf16 operands (AVX512-BF16 or AMX): the bf16 loops run only where it does.
-inline bool has_bf16_products() { return at::native::cpublas::could_pack(at::kBFloat16); }
+// Whether this CPU multiplies bf16 operands: AMX tiles (where ATen packs bf16) or AVX512-BF16's dot products
+// (an AMD EPYC's, a Xeon's before AMX), on which oneDNN's micro-kernel reads the same VNNI pairs. A CPU with
+// neither would run emulated bf16 products slower than float32's, so the bf16 loops run only where it has
+// one; and only where a small product through the micro-kernel comes out right (it refuses VNNI operands
+// where oneDNN is switched off or capped below AVX-512).
+inline bool multiplies_bf16_correctly() {
+  try {
+    constexpr int64_t K = 4, N = 2;  // A (1, K) = 1..4, B (K, N) in VNNI pairs: column 0 = 1, column 1 = k
+    const float a[K] = {1, 2, 3, 4}, b[K][N] = {{1, 0}, {1, 1}, {1, 2}, {1, 3}};
+    BF16 A[K], B[K * N];
+    for (int64_t k = 0; k < K; ++k) {
+      A[k] = a[k];
+      for (int64_t j = 0; j < N; ++j) B[(k / 2) * 2 * N + 2 * j + k % 2] = b[k][j];
+    }
+    float C[N] = {0, 0};
+    at::native::cpublas::brgemm(1, N, K, K, N, N, /*add_C=*/false, A, B, C, /*is_vnni=*/true);
+    at::native::cpublas::brgemm_release(/*is_vnni=*/true);
+    return C[0] == 10 && C[1] == 20;
+  } catch (const c10::Error&) {
+    return false;
+  }
+}
+
+inline bool has_bf16_products() {
+  static const bool answer = [] {
+    bool native = at::native::cpublas::could_pack(at::kBFloat16);  // AMX
+#if defined(__x86_64__) && defined(__GNUC__)
+    native = native || __builtin_cpu_supports("avx512bf16");
+#endif
+    return native && multiplies_bf16_correctly();
+  }();
+  return answer;
+}
 
 // The AMX tile state a thread's bf16 products configured, handed back when its loop is done.
 template <typename S>
