@@ -129,3 +129,38 @@ def test_unbatched_steps_and_the_errors():
         lstm.step(torch.randn(7), state)
     with pytest.raises(ValueError, match="state must be"):
         lstm.step(x[0], None)
+
+
+@pytest.mark.skipif("cpu" not in lstmkit.backends(), reason="the CPU kernel does not build here")
+@pytest.mark.parametrize("batch", [1, 2, 3], ids=["B=1", "B=2", "B=3"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"proj_size": 128}, {"peephole": True, "coupled_gates": True}, {"zoneout": (0.3, 0.2)}],
+    ids=["vanilla", "projection", "peephole+coupled", "zoneout"],
+)
+def test_float32_steps_split_over_two_threads_equal_the_sequence(batch, options):
+    """2 layers of 256 units: at one or two rows the float32 step splits its units over two threads and
+    multiplies the weights as they lie (three rows: one thread, the BLAS). 30 steps equal the float64
+    sequence on the same weights within float32 rounding, and a write to a weight's .data (which no version
+    counter sees) is seen at the next step."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        lstm = lstmkit.LSTM(256, 256, 2, backend="cpu", **options).eval()
+        x = torch.randn(30, batch, 256)
+        with torch.no_grad():
+            assert lstm._one_step(x[0], lstm.initial_state(batch)) is not None
+            actual, (h, c) = run_steps(lstm, x, lstm.initial_state(batch))
+            expected, (h_n, c_n) = lstm.double()(x.double())
+            lstm.float()
+            for a, e in ((actual, expected), (h, h_n), (c, c_n)):
+                torch.testing.assert_close(a.double(), e, rtol=1e-4, atol=1e-5)
+            lstm.step(x[0], (h, c))  # the step's weights made for these parameters
+            lstm.weight_hh_l1.data.mul_(-1.0)
+            lstm.bias_hh_l0.data.add_(0.5)
+            changed, _ = lstm.step(x[0], (h, c))
+            expected_changed, _ = lstm(x[:2], (h, c))  # two steps: the sequence loops, not the step kernel
+            torch.testing.assert_close(changed, expected_changed[0], rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)

@@ -105,14 +105,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         arg("w_ci"), arg("w_cf"), arg("w_co"), arg("ln_hh"), arg("ln_c_w"),
         arg("mask"), arg("keep_c"), arg("keep_h"), arg("batch_sizes"));
   py::class_<lstmkit::StepLayer>(m, "StepLayer", "one layer's weights for step (see lstm_cpu.h)")
-      .def(py::init([](Tensor w_cat_t, OptTensor bias, OptTensor w_hr_t, OptTensor w_ci, OptTensor w_cf,
-                       OptTensor w_co) {
-             return lstmkit::StepLayer{.w_cat_t = std::move(w_cat_t), .bias = std::move(bias),
-                                       .w_hr_t = std::move(w_hr_t), .w_ci = std::move(w_ci),
+      .def(py::init([](OptTensor w_ih, OptTensor w_hh, OptTensor w_cat_vnni, OptTensor bias_ih, OptTensor bias_hh,
+                       OptTensor w_hr, OptTensor w_hr_vnni, OptTensor w_ci, OptTensor w_cf, OptTensor w_co) {
+             return lstmkit::StepLayer{.w_ih = std::move(w_ih), .w_hh = std::move(w_hh),
+                                       .w_cat_vnni = std::move(w_cat_vnni), .bias_ih = std::move(bias_ih),
+                                       .bias_hh = std::move(bias_hh), .w_hr = std::move(w_hr),
+                                       .w_hr_vnni = std::move(w_hr_vnni), .w_ci = std::move(w_ci),
                                        .w_cf = std::move(w_cf), .w_co = std::move(w_co)};
            }),
-           py::kw_only(), arg("w_cat_t"), arg("bias"), arg("w_hr_t"), arg("w_ci"),
-           arg("w_cf"), arg("w_co"));
+           py::kw_only(), arg("w_ih") = py::none(), arg("w_hh") = py::none(), arg("w_cat_vnni") = py::none(),
+           arg("bias_ih") = py::none(), arg("bias_hh") = py::none(), arg("w_hr") = py::none(),
+           arg("w_hr_vnni") = py::none(), arg("w_ci") = py::none(), arg("w_cf") = py::none(),
+           arg("w_co") = py::none());
   m.def("step", &lstmkit::lstm_step, "one step through all layers, inference (streaming; see step.h)",
         py::kw_only(), arg("x"), arg("h"), arg("c"), arg("layers"), arg("zoneout_c"), arg("zoneout_h"));
   m.def("bf16_products", &lstmkit::bf16_products, "whether this CPU multiplies bf16 operands (the bf16 loops)");

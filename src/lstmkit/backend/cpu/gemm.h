@@ -111,6 +111,31 @@ inline void gemm(int64_t M, int64_t N, int64_t K, const BF16* A, int64_t lda, co
   at::native::cpublas::brgemm(M, N, K, lda, ldb, ldc, add, A, B, C, /*is_vnni=*/true);
 }
 
+// out[r] (+)= W[r, :K] · v for the rows r of [0, R), W row-major (rows ld apart), on this thread: the
+// matrix-vector product of one streaming step, reading the weights as they lie, row after contiguous row,
+// four rows at a time (the dot products of a row vectorised, reduced once per row).
+template <typename T>
+void rows_dot(int64_t R, int64_t K, const T* W, int64_t ld, const T* v, T* out, bool add) {
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const T *w0 = W + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t k = 0; k < K; ++k) {
+      s0 += w0[k] * v[k], s1 += w1[k] * v[k], s2 += w2[k] * v[k], s3 += w3[k] * v[k];
+    }
+    out[r] = (add ? out[r] : T(0)) + s0, out[r + 1] = (add ? out[r + 1] : T(0)) + s1;
+    out[r + 2] = (add ? out[r + 2] : T(0)) + s2, out[r + 3] = (add ? out[r + 3] : T(0)) + s3;
+  }
+  for (; r < R; ++r) {
+    const T* w = W + r * ld;
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < K; ++k) s += w[k] * v[k];
+    out[r] = (add ? out[r] : T(0)) + s;
+  }
+}
+
 // ---- a fixed weight in panels ----------------------------------------------------------------------------
 
 // B (K, N) repacked into panels of kWidth columns, each panel (K, kWidth) contiguous: the micro-kernel

@@ -98,6 +98,16 @@ std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Ten
   TORCH_CHECK(x.dim() == 2 && h.dim() == 3 && c.dim() == 3 && x.size(0) == h.size(1), "step: shapes");
   TORCH_CHECK(static_cast<int64_t>(layers.size()) == h.size(0), "step: one StepLayer per layer");
   TORCH_CHECK(h.scalar_type() == x.scalar_type(), "step: h must have x's type");
+  const bool bf16 = x.scalar_type() == at::kBFloat16;
+  for (const StepLayer& w : layers) {
+    const auto is = [&](const OptTensor& t, bool wanted) { return t.has_value() == wanted; };
+    TORCH_CHECK(bf16 ? is(w.w_cat_vnni, true) && is(w.w_ih, false) && is(w.w_hh, false) && is(w.w_hr, false)
+                     : is(w.w_ih, true) && is(w.w_hh, true) && is(w.w_cat_vnni, false) && is(w.w_hr_vnni, false),
+                "step: bf16 takes w_cat_vnni (and w_hr_vnni), float and double w_ih and w_hh (and w_hr)");
+    for (const OptTensor& t : {w.w_ih, w.w_hh, w.w_cat_vnni, w.w_hr, w.w_hr_vnni, w.bias_ih, w.bias_hh}) {
+      TORCH_CHECK(!t || t->is_contiguous(), "step: the weights must be contiguous");
+    }
+  }
   std::tuple<Tensor, Tensor> result;  // (bf16 x, h and weights in VNNI pairs: float32 c)
   for_operands(x, c, "lstmkit_step", [&](auto arithmetic, auto operand) {
     using T = decltype(arithmetic);

@@ -38,7 +38,7 @@
 //          step_grads_fields()) and the Python side refuses a build whose names or order differ.
 // step(x (B,I), h (L,B,P), c (L,B,H), layers: a StepLayer per layer, zoneout_c, zoneout_h) -> (h, c): one
 //          step of every layer at once, inference (streaming; see step.h). bf16 x: h bf16, c float32, and
-//          each StepLayer's w_cat_t and w_hr_t in VNNI pairs, (K/2, G*H, 2) and (H/2, P, 2), K = I + P even.
+//          each StepLayer's w_cat_vnni and w_hr_vnni in VNNI pairs, K = I + P even.
 // matmul(a (M,K), b (K,N), bias (N)?) -> a·b + bias; matmul_tn(a (K,M), b (K,N)) -> a^T·b; tiled over
 //          ATen's threads, b of any strides.
 // layer_norm(x (N,n), gain (n), bias (n)?) -> (y, stats (N,2) = (mean, rstd));
@@ -86,12 +86,16 @@ struct StepGrads {
 };
 #undef LSTMKIT_TENSOR_MEMBER
 
-// One layer's weights for step, prepared once from its parameters (lstmkit.backend.cpu.prepare_step).
+// One layer's weights for step (lstmkit.backend.cpu.prepare_step). float and double: the module's own
+// parameters as they lie (nothing copied: a write to them is seen at the next step); bf16: the products'
+// weights copied into VNNI pairs, the rest in float32.
 struct StepLayer {
-  Tensor w_cat_t;              // ((I_l + P), G*H) = [W_ih W_hh]^T (bf16: in VNNI pairs of rows)
-  OptTensor bias;              // (G*H)? = b_ih + b_hh
-  OptTensor w_hr_t;            // (H, P)? projection, transposed
-  OptTensor w_ci, w_cf, w_co;  // (H)? peepholes
+  OptTensor w_ih, w_hh;          // (G*H, I_l), (G*H, P): float, double
+  OptTensor w_cat_vnni;          // (K/2, G*H, 2) = [W_ih W_hh]^T in VNNI pairs, K = I_l + P: bf16
+  OptTensor bias_ih, bias_hh;    // (G*H)?
+  OptTensor w_hr;                // (P, H)? projection: float, double
+  OptTensor w_hr_vnni;           // (H/2, P, 2)? = W_hr^T in VNNI pairs: bf16
+  OptTensor w_ci, w_cf, w_co;    // (H)? peepholes
 };
 
 using ForwardResult = std::tuple<Tensor, Tensor, Tensor, std::optional<StepCache>>;  // output, h_T, c_T, cache

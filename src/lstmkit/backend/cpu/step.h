@@ -23,58 +23,80 @@ namespace lstmkit {
 // expectation (the keep probabilities), as in eval(). Returns the new h (L, B, P) and c (L, B, H).
 // T and S as in forward.h: x, h and the weights in S (bf16: the weights VNNI-packed), c and the gates in T.
 //
-// At B = 1 a step streams every weight once: the bf16 step is split over the threads by units (each thread
-// multiplies the columns of its units of every gate, then runs their gate arithmetic), so that each
-// thread's share of the weights stays in its own core's cache from step to step. A barrier after each layer
-// (and before a projection, which needs all of m).
+// At B = 1 a step streams every weight once: bf16 and float at one or two rows split the step over the
+// threads by units (each thread multiplies the rows of its units of every gate, then runs their gate
+// arithmetic), so that each thread's share of the weights stays in its own core's cache from step to step.
+// float multiplies the module's weights as they lie (rows_dot). A barrier after each layer (and before a
+// projection, which needs all of m). double, and float at more rows: one thread, whose BLAS products spread
+// over ATen's threads themselves.
 template <typename T, typename S>
 std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
                                      const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h) {
   constexpr bool same = std::is_same_v<S, T>;
   constexpr int64_t kUnitBlock = 16;  // units per block of a thread's share (whole cache lines)
   const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2);
+  const int64_t GH = same ? layers[0].w_hh->size(0) : layers[0].w_cat_vnni->size(1), G = GH / H;
   Tensor h_out = at::empty_like(h), c_out = at::empty_like(c);
   const std::vector<T> keep_c(H, T(zoneout_c)), keep_h(P, T(zoneout_h)), zeros(4 * H, T(0));
-  const int64_t widest = std::max_element(layers.begin(), layers.end(), [](const StepLayer& p, const StepLayer& q) {
-                           return p.w_cat_t.size(1) < q.w_cat_t.size(1);
-                         })->w_cat_t.size(1);
-  std::vector<T> a(B * widest), m(B * H), projected(B * P);  // shared: each thread writes its own columns
-  std::vector<S> m_operand(same ? 0 : B * H);                 // m as the projection's operand
-  const int64_t K0 = same ? layers[0].w_cat_t.size(0) : 2 * layers[0].w_cat_t.size(0);
-  // float and double: one thread, whose products (the BLAS's, at one or two rows) spread over ATen's threads
-  // themselves; bf16 products run on the calling thread, so the step splits them.
-  const int threads = same ? 1 : loop_threads(2.0 * B * K0 * widest);
+  std::vector<T> biases(L * GH, T(0));  // b_ih + b_hh of each layer
+  for (int64_t l = 0; l < L; ++l) {
+    for (const OptTensor& bias : {layers[l].bias_ih, layers[l].bias_hh}) {
+      if (!bias) continue;
+      const T* b = bias->data_ptr<T>();
+      for (int64_t j = 0; j < GH; ++j) biases[l * GH + j] += b[j];
+    }
+  }
+  std::vector<T> a(B * GH), m(B * H), projected(B * P);  // shared: each thread writes its own columns
+  std::vector<S> m_operand(same ? 0 : B * H);             // m as the projection's operand
+  const bool split = !same || (std::is_same_v<T, float> && B <= kUnpackedBatch);
+  const int threads = split ? loop_threads(2.0 * B * (x.size(1) + P) * GH) : 1;
+
+  // out[b, rows] (+)= W[rows, :K] · V[b] for each row b of V (B, K), W's rows the module's (float, double)
+  const auto weights_times = [&](int64_t rows, int64_t K, const T* W, const T* V, int64_t ldv, T* out, int64_t ldo,
+                                 bool add) {
+    if (rows <= 0) return;
+    if (split) {
+      for (int64_t b = 0; b < B; ++b) rows_dot(rows, K, W, K, V + b * ldv, out + b * ldo, add);
+    } else {
+      aten_product(B, rows, K, V, ldv, W, 1, K, out, ldo, add);
+    }
+  };
 
   in_parallel(threads, [&](int id, int count) {
     std::vector<T> h_row(same ? 0 : P);  // a row of h_t in T before it is rounded into S
-    std::vector<S> inputs;  // [x h] (B, I + P): each thread its own copy, a few hundred values
+    std::vector<S> inputs;  // bf16: [x h] (B, I + P), each thread its own copy, a few hundred values
     const S* input = x.data_ptr<S>();
     int64_t input_size = x.size(1);
     const Span blocks = share((H + kUnitBlock - 1) / kUnitBlock, id, count);
     const int64_t u = std::min(H, blocks.begin * kUnitBlock), width = std::min(H, blocks.end * kUnitBlock) - u;
+    const bool all_units = width == H;  // (one thread: all gates' rows in one product)
     for (int64_t l = 0; l < L; ++l) {
       const StepLayer& w = layers[l];
-      const Tensor& w_cat_t = w.w_cat_t;  // (K, G*H), or bf16 (K/2, G*H, 2)
-      const int64_t GH = w_cat_t.size(1), G = GH / H;
       const bool coupled = G == 3;
       const S* h_prev = h.data_ptr<S>() + l * B * P;
       const T* c_prev = c.data_ptr<T>() + l * B * H;
       S* h_new = h_out.data_ptr<S>() + l * B * P;
       T* c_new = c_out.data_ptr<T>() + l * B * H;
-      // a[:, this thread's columns] = [x h] · [W_ih W_hh]^T (a column j of the VNNI pairs is at 2 j)
-      const int64_t K = input_size + P, column = same ? 1 : 2;
-      inputs.resize(B * K);
-      for (int64_t b = 0; b < B; ++b) {
-        std::copy_n(input + b * input_size, input_size, inputs.data() + b * K);
-        std::copy_n(h_prev + b * P, P, inputs.data() + b * K + input_size);
-      }
-      const S* weights = w_cat_t.data_ptr<S>();
-      const bool all_units = width == H;  // (one thread: all gates' columns in one product)
+      // a[:, this thread's columns] = [x h] · [W_ih W_hh]^T
       for (int64_t q = 0; width > 0 && q < (all_units ? 1 : G); ++q) {
-        const int64_t j = q * H + u;
-        gemm(B, all_units ? GH : width, K, inputs.data(), K, weights + j * column, GH, a.data() + j, GH, false);
+        const int64_t j = q * H + u, n = all_units ? GH : width;
+        if constexpr (same) {
+          weights_times(n, input_size, w.w_ih->data_ptr<T>() + j * input_size, input, input_size, a.data() + j, GH,
+                        false);
+          weights_times(n, P, w.w_hh->data_ptr<T>() + j * P, h_prev, P, a.data() + j, GH, true);
+        } else {  // one product on [x h] and the VNNI pairs (a column j of them is at 2 j)
+          const int64_t K = input_size + P;
+          if (q == 0) {
+            inputs.resize(B * K);
+            for (int64_t b = 0; b < B; ++b) {
+              std::copy_n(input + b * input_size, input_size, inputs.data() + b * K);
+              std::copy_n(h_prev + b * P, P, inputs.data() + b * K + input_size);
+            }
+          }
+          gemm(B, n, K, inputs.data(), K, w.w_cat_vnni->data_ptr<S>() + 2 * j, GH, a.data() + j, GH, false);
+        }
       }
-      const T* bias = w.bias ? w.bias->data_ptr<T>() : zeros.data();
+      const T* bias = biases.data() + l * GH;
       const T *w_ci = data_or_zeros<T>(w.w_ci, zeros), *w_cf = data_or_zeros<T>(w.w_cf, zeros);
       const T* w_co = data_or_zeros<T>(w.w_co, zeros);
       for (int64_t b = 0; width > 0 && b < B; ++b) {
@@ -90,7 +112,7 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
       }
       Span columns{u, u + width};  // of h_t: this thread's units, or its share of P after a projection
       const T* h_tilde = m.data();
-      if (w.w_hr_t) {  // h̃ = W_hr m, split by columns of P once all of m is there
+      if (w.w_hr || w.w_hr_vnni) {  // h̃ = W_hr m, split by columns of P once all of m is there
         barrier();
         const S* m_s = nullptr;
         if constexpr (same) {
@@ -102,8 +124,13 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
         }
         const Span pblocks = share((P + kUnitBlock - 1) / kUnitBlock, id, count);
         columns = {std::min(P, pblocks.begin * kUnitBlock), std::min(P, pblocks.end * kUnitBlock)};
-        gemm(B, columns.end - columns.begin, H, m_s, H, w.w_hr_t->data_ptr<S>() + columns.begin * column, P,
-             projected.data() + columns.begin, P, false);
+        if constexpr (same) {
+          weights_times(columns.end - columns.begin, H, w.w_hr->data_ptr<T>() + columns.begin * H, m_s, H,
+                        projected.data() + columns.begin, P, false);
+        } else {
+          gemm(B, columns.end - columns.begin, H, m_s, H, w.w_hr_vnni->data_ptr<S>() + 2 * columns.begin, P,
+               projected.data() + columns.begin, P, false);
+        }
         h_tilde = projected.data();
       }
       for (int64_t b = 0; b < B; ++b) {  // h_t = h̃ + k (h_prev - h̃), h̃ (B, P) (m itself: P = H)
