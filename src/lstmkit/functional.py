@@ -314,8 +314,8 @@ def weight_gradients(
         grads["bias_ih"] = grads["bias_hh"] = total(d.da)
     if w.weight_hr is not None:
         grads["weight_hr"] = ops.matmul(rows(d.dh_new).t(), rows(s.m))  # (P, H)
-    gate = dict(zip("ifgo" if not is_coupled(w, hidden_size) else "fgo", d.da.split(hidden_size, -1)))
     if w.weight_cf is not None:
+        gate = dict(zip("ifgo" if not is_coupled(w, hidden_size) else "fgo", d.da.split(hidden_size, -1)))
         grads["weight_cf"] = total(gate["f"] * s.c_prev)
         grads["weight_co"] = total(gate["o"] * s.c_new)
         if w.weight_ci is not None:
