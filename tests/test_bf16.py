@@ -269,6 +269,28 @@ def test_bf16_streaming_runs_the_step_kernel_with_a_float32_cell(options):
     assert out.dtype == c_n.dtype == torch.bfloat16
 
 
+@needs_bf16
+@pytest.mark.parametrize("batch", [1, 3], ids=["B=1", "B=3"])
+def test_bf16_step_multiplies_the_weights_as_they_lie_at_one_or_two_rows(batch):
+    """At one or two rows the bf16 step reads the module's own weights (AVX512-BF16's pair dot products
+    or widened values), so a write to a weight's .data, which no version counter sees, is seen at the next
+    step; beyond, it multiplies VNNI copies made again after each recorded write (here, in place through
+    the parameter)."""
+    lstm, xs, outputs, (h, c), expected, _ = stream((6, 16, 2), {"peephole": True}, steps=5, batch=batch)
+    with torch.no_grad():
+        if batch == 1:
+            lstm.weight_ih_l0.data.mul_(-1.0)  # 6 inputs: rows_dot's masked load pairs them with zeros
+            lstm.bias_hh_l1.data.add_(0.5)
+            lstm.weight_cf_l0.data.add_(0.5)
+        else:
+            lstm.weight_ih_l0.mul_(-1.0)
+            lstm.bias_hh_l1.add_(0.5)
+            lstm.weight_cf_l0.add_(0.5)
+        changed, _ = lstm.step(xs[0], (h, c))
+        sequence, _ = lstm(xs[:2], (h, c))  # two steps: the sequence loops, not the step kernel
+    torch.testing.assert_close(changed.float(), sequence[0].float(), rtol=0, atol=2e-2)
+
+
 INTERLEAVED = """
 import torch, lstmkit
 cell, lstm = torch.nn.LSTMCell(256, 256).bfloat16(), lstmkit.LSTM(256, 256, 2).eval().bfloat16()

@@ -292,8 +292,9 @@ class LSTM(nn.Module):
 
     def _step_weights(self, path: StepPath) -> object | None:
         """``path.prepare`` of the layers, made once and again only after a parameter or the path changes
-        (a new tensor, or an in-place write its version counter records; a bf16 module's packed copies do
-        not see a write through ``.data``, float weights are read as they lie)."""
+        (a new tensor, or an in-place write its version counter records). The cpu backend's kernel reads
+        the weights as they lie but for a bf16 module's VNNI copies beyond two rows, which do not see a
+        write through ``.data``."""
         key = (id(path), *[(p.data_ptr(), p._version) for p in self._parameters.values()])  # .to(): new data
         cached = getattr(self, "_step_weights_cache", None)
         if cached is None or cached[0] != key:

@@ -370,32 +370,32 @@ def vnni_pairs(t: Tensor) -> Tensor:
 
 def prepare_step(layers: list[GateWeights]) -> list | None:
     """The step kernel's weights, a StepLayer per layer; None with layer norm, which the step kernel does
-    not run. float32 and float64: the parameters themselves, which the kernel reads as they lie (a write to
-    them is seen at the next step). bf16 (where the bf16 loops run and I + P and H are even, else None: the
-    sequence path runs the step): [W_ih W_hh]^T and W_hr^T copied into VNNI pairs, the rest in float32."""
+    not run. The weights themselves, which the kernel reads as they lie at one or two rows (a write to them
+    is seen at the next step). bf16 (where the bf16 loops run and I + P and H are even, else None: the
+    sequence path runs the step) adds [W_ih W_hh]^T and W_hr^T copied into VNNI pairs for more rows."""
     if any(w.ln_weight_hh is not None for w in layers):
         return None
     bf16 = layers[0].weight_hh.dtype == torch.bfloat16
     if bf16 and any(loop_kind(w, w.weight_hh) != "bf16" or w.weight_ih.shape[1] % 2 for w in layers):
         return None
 
-    def own(t: Tensor | None) -> Tensor | None:  # float32 for bf16 weights, else the parameter as it is
-        if t is None:
-            return None
-        return t.detach().float() if bf16 else t.detach().contiguous()
+    def own(t: Tensor | None) -> Tensor | None:  # the parameter as it is
+        return None if t is None else t.detach().contiguous()
 
     steps = []
     for w in layers:
+        copies = {}
         if bf16:
-            products = {
+            copies = {
                 "w_cat_vnni": vnni_pairs(torch.cat([w.weight_ih, w.weight_hh], dim=1).t().detach()),
                 "w_hr_vnni": None if w.weight_hr is None else vnni_pairs(w.weight_hr.t().detach()),
             }
-        else:
-            products = {"w_ih": own(w.weight_ih), "w_hh": own(w.weight_hh), "w_hr": own(w.weight_hr)}
         steps.append(
             kernel().StepLayer(
-                **products,
+                w_ih=own(w.weight_ih),
+                w_hh=own(w.weight_hh),
+                w_hr=own(w.weight_hr),
+                **copies,
                 bias_ih=own(w.bias_ih),
                 bias_hh=own(w.bias_hh),
                 w_ci=own(w.weight_ci),

@@ -12,6 +12,10 @@
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -134,6 +138,42 @@ void rows_dot(int64_t R, int64_t K, const T* W, int64_t ld, const T* v, T* out, 
     for (int64_t k = 0; k < K; ++k) s += w[k] * v[k];
     out[r] = (add ? out[r] : T(0)) + s;
   }
+}
+
+// bf16: out[r] (+)= W[r, :K] · v in float, W and v bf16 as they lie (any K): AVX512-BF16's dot products of
+// pairs where the CPU has them (a masked load pairs an odd tail with zeros), else each value widened.
+inline void rows_dot(int64_t R, int64_t K, const BF16* W, int64_t ld, const BF16* v, float* out, bool add) {
+#if defined(__AVX512BF16__)
+  const auto load = [K](const BF16* p, int64_t k) {  // 32 values from k, zeros past K
+    const __mmask32 inside = K - k >= 32 ? ~__mmask32(0) : (__mmask32(1) << (K - k)) - 1;
+    return (__m512bh)_mm512_maskz_loadu_epi16(inside, p + k);
+  };
+  int64_t r = 0;
+  for (; r + 4 <= R; r += 4) {
+    const BF16 *w0 = W + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t k = 0; k < K; k += 32) {
+      const __m512bh x = load(v, k);
+      s0 = _mm512_dpbf16_ps(s0, load(w0, k), x), s1 = _mm512_dpbf16_ps(s1, load(w1, k), x);
+      s2 = _mm512_dpbf16_ps(s2, load(w2, k), x), s3 = _mm512_dpbf16_ps(s3, load(w3, k), x);
+    }
+    const float sums[4] = {_mm512_reduce_add_ps(s0), _mm512_reduce_add_ps(s1), _mm512_reduce_add_ps(s2),
+                           _mm512_reduce_add_ps(s3)};
+    for (int i = 0; i < 4; ++i) out[r + i] = (add ? out[r + i] : 0.f) + sums[i];
+  }
+  for (; r < R; ++r) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; k += 32) s = _mm512_dpbf16_ps(s, load(W + r * ld, k), load(v, k));
+    out[r] = (add ? out[r] : 0.f) + _mm512_reduce_add_ps(s);
+  }
+#else
+  for (int64_t r = 0; r < R; ++r) {
+    const BF16* w = W + r * ld;
+    float s = 0;
+    for (int64_t k = 0; k < K; ++k) s += float(w[k]) * float(v[k]);
+    out[r] = (add ? out[r] : 0.f) + s;
+  }
+#endif
 }
 
 // ---- a fixed weight in panels ----------------------------------------------------------------------------

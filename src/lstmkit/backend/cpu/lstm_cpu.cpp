@@ -101,9 +101,9 @@ std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Ten
   const bool bf16 = x.scalar_type() == at::kBFloat16;
   for (const StepLayer& w : layers) {
     const auto is = [&](const OptTensor& t, bool wanted) { return t.has_value() == wanted; };
-    TORCH_CHECK(bf16 ? is(w.w_cat_vnni, true) && is(w.w_ih, false) && is(w.w_hh, false) && is(w.w_hr, false)
-                     : is(w.w_ih, true) && is(w.w_hh, true) && is(w.w_cat_vnni, false) && is(w.w_hr_vnni, false),
-                "step: bf16 takes w_cat_vnni (and w_hr_vnni), float and double w_ih and w_hh (and w_hr)");
+    TORCH_CHECK(is(w.w_ih, true) && is(w.w_hh, true) && is(w.w_cat_vnni, bf16) &&
+                    is(w.w_hr_vnni, bf16 && w.w_hr.has_value()),
+                "step: every layer takes w_ih and w_hh (and w_hr), and bf16 also their VNNI copies");
     for (const OptTensor& t : {w.w_ih, w.w_hh, w.w_cat_vnni, w.w_hr, w.w_hr_vnni, w.bias_ih, w.bias_hh}) {
       TORCH_CHECK(!t || t->is_contiguous(), "step: the weights must be contiguous");
     }

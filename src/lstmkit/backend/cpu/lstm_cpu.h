@@ -86,15 +86,15 @@ struct StepGrads {
 };
 #undef LSTMKIT_TENSOR_MEMBER
 
-// One layer's weights for step (lstmkit.backend.cpu.prepare_step). float and double: the module's own
-// parameters as they lie (nothing copied: a write to them is seen at the next step); bf16: the products'
-// weights copied into VNNI pairs, the rest in float32.
+// One layer's weights for step (lstmkit.backend.cpu.prepare_step): the module's own parameters as they lie
+// (nothing copied: a write to them is seen at the next step); bf16 adds copies of the products' weights in
+// VNNI pairs (for more than two rows).
 struct StepLayer {
-  OptTensor w_ih, w_hh;          // (G*H, I_l), (G*H, P): float, double
-  OptTensor w_cat_vnni;          // (K/2, G*H, 2) = [W_ih W_hh]^T in VNNI pairs, K = I_l + P: bf16
+  OptTensor w_ih, w_hh;          // (G*H, I_l), (G*H, P)
+  OptTensor w_cat_vnni;          // (K/2, G*H, 2) = [W_ih W_hh]^T in VNNI pairs, K = I_l + P: bf16 only
   OptTensor bias_ih, bias_hh;    // (G*H)?
-  OptTensor w_hr;                // (P, H)? projection: float, double
-  OptTensor w_hr_vnni;           // (H/2, P, 2)? = W_hr^T in VNNI pairs: bf16
+  OptTensor w_hr;                // (P, H)? projection
+  OptTensor w_hr_vnni;           // (H/2, P, 2)? = W_hr^T in VNNI pairs: bf16 only
   OptTensor w_ci, w_cf, w_co;    // (H)? peepholes
 };
 

@@ -13,7 +13,6 @@
 #include "bf16_rows.h"
 #include "gemm.h"
 #include "lstm_cpu.h"
-#include "optional_tensors.h"
 #include "rows.h"
 #include "threads.h"
 
@@ -23,12 +22,12 @@ namespace lstmkit {
 // expectation (the keep probabilities), as in eval(). Returns the new h (L, B, P) and c (L, B, H).
 // T and S as in forward.h: x, h and the weights in S (bf16: the weights VNNI-packed), c and the gates in T.
 //
-// At B = 1 a step streams every weight once: bf16 and float at one or two rows split the step over the
+// At B = 1 a step streams every weight once: float and bf16 at one or two rows split the step over the
 // threads by units (each thread multiplies the rows of its units of every gate, then runs their gate
-// arithmetic), so that each thread's share of the weights stays in its own core's cache from step to step.
-// float multiplies the module's weights as they lie (rows_dot). A barrier after each layer (and before a
-// projection, which needs all of m). double, and float at more rows: one thread, whose BLAS products spread
-// over ATen's threads themselves.
+// arithmetic), so that each thread's share of the weights stays in its own core's cache from step to step,
+// and multiply the module's weights as they lie (rows_dot). bf16 at more rows: the same split, on the
+// weights' VNNI copies. A barrier after each layer (and before a projection, which needs all of m). double,
+// and float at more rows: one thread, whose BLAS products spread over ATen's threads themselves.
 template <typename T, typename S>
 std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Tensor& c,
                                      const std::vector<StepLayer>& layers, double zoneout_c, double zoneout_h) {
@@ -38,26 +37,45 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
   const int64_t GH = same ? layers[0].w_hh->size(0) : layers[0].w_cat_vnni->size(1), G = GH / H;
   Tensor h_out = at::empty_like(h), c_out = at::empty_like(c);
   const std::vector<T> keep_c(H, T(zoneout_c)), keep_h(P, T(zoneout_h)), zeros(4 * H, T(0));
-  std::vector<T> biases(L * GH, T(0));  // b_ih + b_hh of each layer
-  for (int64_t l = 0; l < L; ++l) {
-    for (const OptTensor& bias : {layers[l].bias_ih, layers[l].bias_hh}) {
-      if (!bias) continue;
-      const T* b = bias->data_ptr<T>();
-      for (int64_t j = 0; j < GH; ++j) biases[l * GH + j] += b[j];
+  // Each layer's b_ih + b_hh and peepholes in T, read from the module's own (bf16 ones widened) at each step
+  const auto in_gate_type = [](const OptTensor& t) -> std::vector<T> {  // empty where absent
+    if (!t) return {};
+    std::vector<T> values(t->numel());
+    if (t->scalar_type() == at::kBFloat16) {
+      std::copy_n(t->data_ptr<BF16>(), values.size(), values.begin());
+    } else {
+      std::copy_n(t->data_ptr<T>(), values.size(), values.begin());
     }
+    return values;
+  };
+  struct GateTerms {
+    std::vector<T> bias, w_ci, w_cf, w_co;
+  };
+  std::vector<GateTerms> terms(L);
+  for (int64_t l = 0; l < L; ++l) {
+    const StepLayer& w = layers[l];
+    GateTerms& t = terms[l];
+    t.bias.assign(GH, T(0));
+    for (const OptTensor& bias : {w.bias_ih, w.bias_hh}) {
+      const std::vector<T> b = in_gate_type(bias);
+      for (size_t j = 0; j < b.size(); ++j) t.bias[j] += b[j];
+    }
+    t.w_ci = in_gate_type(w.w_ci), t.w_cf = in_gate_type(w.w_cf), t.w_co = in_gate_type(w.w_co);
   }
+  const auto or_zeros = [&](const std::vector<T>& v) { return v.empty() ? zeros.data() : v.data(); };
   std::vector<T> a(B * GH), m(B * H), projected(B * P);  // shared: each thread writes its own columns
   std::vector<S> m_operand(same ? 0 : B * H);             // m as the projection's operand
-  const bool split = !same || (std::is_same_v<T, float> && B <= kUnpackedBatch);
-  const int threads = split ? loop_threads(2.0 * B * (x.size(1) + P) * GH) : 1;
+  const bool split = !std::is_same_v<T, double> && B <= kUnpackedBatch;  // rows_dot on the module's weights
+  const bool as_they_lie = same || split;                                  // (else bf16's VNNI copies)
+  const int threads = split || !same ? loop_threads(2.0 * B * (x.size(1) + P) * GH) : 1;
 
-  // out[b, rows] (+)= W[rows, :K] · V[b] for each row b of V (B, K), W's rows the module's (float, double)
-  const auto weights_times = [&](int64_t rows, int64_t K, const T* W, const T* V, int64_t ldv, T* out, int64_t ldo,
+  // out[b, rows] (+)= W[rows, :K] · V[b] for each row b of V (B, K), W's rows the module's
+  const auto weights_times = [&](int64_t rows, int64_t K, const S* W, const S* V, int64_t ldv, T* out, int64_t ldo,
                                  bool add) {
     if (rows <= 0) return;
     if (split) {
       for (int64_t b = 0; b < B; ++b) rows_dot(rows, K, W, K, V + b * ldv, out + b * ldo, add);
-    } else {
+    } else if constexpr (same) {
       aten_product(B, rows, K, V, ldv, W, 1, K, out, ldo, add);
     }
   };
@@ -80,10 +98,10 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
       // a[:, this thread's columns] = [x h] · [W_ih W_hh]^T
       for (int64_t q = 0; width > 0 && q < (all_units ? 1 : G); ++q) {
         const int64_t j = q * H + u, n = all_units ? GH : width;
-        if constexpr (same) {
-          weights_times(n, input_size, w.w_ih->data_ptr<T>() + j * input_size, input, input_size, a.data() + j, GH,
+        if (as_they_lie) {
+          weights_times(n, input_size, w.w_ih->data_ptr<S>() + j * input_size, input, input_size, a.data() + j, GH,
                         false);
-          weights_times(n, P, w.w_hh->data_ptr<T>() + j * P, h_prev, P, a.data() + j, GH, true);
+          weights_times(n, P, w.w_hh->data_ptr<S>() + j * P, h_prev, P, a.data() + j, GH, true);
         } else {  // one product on [x h] and the VNNI pairs (a column j of them is at 2 j)
           const int64_t K = input_size + P;
           if (q == 0) {
@@ -96,9 +114,8 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
           gemm(B, n, K, inputs.data(), K, w.w_cat_vnni->data_ptr<S>() + 2 * j, GH, a.data() + j, GH, false);
         }
       }
-      const T* bias = biases.data() + l * GH;
-      const T *w_ci = data_or_zeros<T>(w.w_ci, zeros), *w_cf = data_or_zeros<T>(w.w_cf, zeros);
-      const T* w_co = data_or_zeros<T>(w.w_co, zeros);
+      const T* bias = terms[l].bias.data();
+      const T *w_ci = or_zeros(terms[l].w_ci), *w_cf = or_zeros(terms[l].w_cf), *w_co = or_zeros(terms[l].w_co);
       for (int64_t b = 0; width > 0 && b < B; ++b) {
         std::copy_n(c_prev + b * H + u, width, c_new + b * H + u);  // (cell_row updates c in place)
         with_flag(coupled, [&](auto coupled_tag) {
@@ -112,7 +129,7 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
       }
       Span columns{u, u + width};  // of h_t: this thread's units, or its share of P after a projection
       const T* h_tilde = m.data();
-      if (w.w_hr || w.w_hr_vnni) {  // h̃ = W_hr m, split by columns of P once all of m is there
+      if (w.w_hr) {  // h̃ = W_hr m, split by columns of P once all of m is there
         barrier();
         const S* m_s = nullptr;
         if constexpr (same) {
@@ -124,8 +141,8 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
         }
         const Span pblocks = share((P + kUnitBlock - 1) / kUnitBlock, id, count);
         columns = {std::min(P, pblocks.begin * kUnitBlock), std::min(P, pblocks.end * kUnitBlock)};
-        if constexpr (same) {
-          weights_times(columns.end - columns.begin, H, w.w_hr->data_ptr<T>() + columns.begin * H, m_s, H,
+        if (as_they_lie) {
+          weights_times(columns.end - columns.begin, H, w.w_hr->data_ptr<S>() + columns.begin * H, m_s, H,
                         projected.data() + columns.begin, P, false);
         } else {
           gemm(B, columns.end - columns.begin, H, m_s, H, w.w_hr_vnni->data_ptr<S>() + 2 * columns.begin, P,
