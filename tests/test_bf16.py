@@ -135,22 +135,11 @@ def test_bf16_cell_state_keeps_float32_over_a_thousand_steps():
     assert (c.double() - expected_cell).abs().max() > 1e-2 * expected_cell.abs().max()
 
 
-def cpu_flags() -> set[str]:
-    """The instruction sets /proc/cpuinfo lists (empty where it is not there)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            line = next((line for line in info if line.startswith("flags")), "")
-    except OSError:
-        return set()
-    return set(line.partition(":")[2].split())
-
-
 @needs_kernel
-@pytest.mark.skipif(not cpu_flags(), reason="no /proc/cpuinfo to read the CPU's instruction sets from")
+@pytest.mark.skipif(not cpu.cpu_flags(), reason="no /proc/cpuinfo to read the CPU's instruction sets from")
 def test_the_bf16_loops_run_where_the_cpu_has_bf16_dot_products():
     """AMX tiles or AVX512-BF16 (an AMD EPYC has the second only): the bf16 loops; neither: float32 copies."""
-    flags = cpu_flags()
-    assert cpu.bf16_loops() == bool({"amx_bf16", "avx512_bf16"} & flags)
+    assert cpu.bf16_loops() == bool({"amx_bf16", "avx512_bf16"} & set(cpu.cpu_flags()))
 
 
 @needs_kernel

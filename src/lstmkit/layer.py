@@ -317,22 +317,10 @@ class LSTM(nn.Module):
         h, c = hx
         sizes = (self.output_size, self.hidden_size)
         float32_cell = torch.float32 if x.dtype == torch.bfloat16 else None  # (a bf16 module's c may be)
-        wanted = [(stack, batch, size) if batched else (stack, size) for size in sizes]
-        usual = (  # one test for the usual case (a streaming step pays for each check); else each check's
-            isinstance(h, Tensor)  # error
-            and isinstance(c, Tensor)
-            and h.dtype == x.dtype
-            and (c.dtype == x.dtype or c.dtype == float32_cell)
-            and h.device == x.device
-            and c.device == x.device
-            and h.shape == wanted[0]
-            and c.shape == wanted[1]
-        )
-        if not usual:
-            for name, t, expected, also in zip(("h_0", "c_0"), hx, wanted, (None, float32_cell)):
-                check_like("LSTM", name, t, x, also)  # x has the parameters' dtype and device, or autocast's
-                check_shape("LSTM", name, t, expected)
-        return (h, c.to(cell)) if batched else (h.unsqueeze(1), c.to(cell).unsqueeze(1))
+        for name, t, size, also in zip(("h_0", "c_0"), hx, sizes, (None, float32_cell)):
+            check_like("LSTM", name, t, x, also)  # x has the parameters' dtype and device, or autocast's
+            check_shape("LSTM", name, t, (stack, batch, size) if batched else (stack, size))
+        return tuple(t if batched else t.unsqueeze(1) for t in (h, c.to(cell)))
 
     def _layer_values(self, layer: int, x: Tensor, h0: Tensor, c0: Tensor, lengths: Tensor | None):
         """One layer's output (T, B, D*P), h_n and c_n (D, B, P/H) (see onnx_export.run_layers)."""

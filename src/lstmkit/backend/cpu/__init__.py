@@ -52,15 +52,20 @@ if platform.machine() in ("x86_64", "AMD64"):
     CFLAGS.insert(2, "-mprefer-vector-width=512")
 
 
+def cpu_flags() -> list[str]:
+    """The instruction sets /proc/cpuinfo lists for this CPU (none where there is no such file)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return []
+    line = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
+    return line.partition(":")[2].split()
+
+
 def _build_name() -> str:
     """A name per source and header, flags, torch version and CPU: an edit to any kernel file rebuilds, and a
     cached build is never run on the wrong CPU."""
-    cpu_flags = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        cpu_flags = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
     texts = [f"{path.name}\n{path.read_text()}" for path in KERNEL_FILES]
-    key = "|".join([*texts, " ".join(CFLAGS), torch.__version__, platform.machine(), cpu_flags])
+    key = "|".join([*texts, " ".join(CFLAGS), torch.__version__, platform.machine(), " ".join(cpu_flags())])
     return "lstmkit_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 

@@ -104,7 +104,8 @@ std::tuple<Tensor, Tensor> lstm_step(const Tensor& x, const Tensor& h, const Ten
     TORCH_CHECK(is(w.w_ih, true) && is(w.w_hh, true) && is(w.w_cat_vnni, bf16) &&
                     is(w.w_hr_vnni, bf16 && w.w_hr.has_value()),
                 "step: every layer takes w_ih and w_hh (and w_hr), and bf16 also their VNNI copies");
-    for (const OptTensor& t : {w.w_ih, w.w_hh, w.w_cat_vnni, w.w_hr, w.w_hr_vnni, w.bias_ih, w.bias_hh}) {
+    for (const OptTensor& t :
+         {w.w_ih, w.w_hh, w.w_cat_vnni, w.w_hr, w.w_hr_vnni, w.bias_ih, w.bias_hh, w.w_ci, w.w_cf, w.w_co}) {
       TORCH_CHECK(!t || t->is_contiguous(), "step: the weights must be contiguous");
     }
   }

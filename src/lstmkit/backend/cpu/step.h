@@ -34,7 +34,7 @@ std::tuple<Tensor, Tensor> step_impl(const Tensor& x, const Tensor& h, const Ten
   constexpr bool same = std::is_same_v<S, T>;
   constexpr int64_t kUnitBlock = 16;  // units per block of a thread's share (whole cache lines)
   const int64_t L = h.size(0), B = h.size(1), P = h.size(2), H = c.size(2);
-  const int64_t GH = same ? layers[0].w_hh->size(0) : layers[0].w_cat_vnni->size(1), G = GH / H;
+  const int64_t GH = layers[0].w_hh->size(0), G = GH / H;
   Tensor h_out = at::empty_like(h), c_out = at::empty_like(c);
   const std::vector<T> keep_c(H, T(zoneout_c)), keep_h(P, T(zoneout_h)), zeros(4 * H, T(0));
   // Each layer's b_ih + b_hh and peepholes in T, read from the module's own (bf16 ones widened) at each step
